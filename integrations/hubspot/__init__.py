@@ -1,0 +1,1 @@
+"""HubSpot adapter: signatures, payload parsing, CRM client and a local fake server."""
