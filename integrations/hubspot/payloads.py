@@ -1,0 +1,209 @@
+"""HubSpot webhook bodies -> normalized events (the anti-corruption layer).
+
+Two shapes arrive at the same endpoint:
+- Webhooks API: a JSON array (< 100 items) of event objects. The type is in `subscriptionType`,
+  or `eventType` in older samples. `eventId` is not unique, so the dedupe key is
+  (portalId, subscriptionId, eventId, objectId, occurredAt, propertyName).
+- Workflow "Send a webhook": one JSON object describing a contact (legacy contacts-v1 shape with
+  `vid`/`portal-id`, or a v3-style object with `objectId`/`properties`). It becomes one
+  `workflow.contact` event whose event id is derived from the body, so HubSpot's retries of the
+  same body deduplicate.
+
+The request path parses fully (to answer 400 precisely); the worker parses again when splitting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+MAX_ERRORS_SHOWN = 10
+WORKFLOW_TYPE = "workflow.contact"
+
+
+class PayloadError(ValueError):
+    """The body is not a HubSpot webhook payload; `errors` says exactly why."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors[:MAX_ERRORS_SHOWN]
+        more = len(errors) - len(self.errors)
+        super().__init__("; ".join(self.errors) + (f"; and {more} more" if more > 0 else ""))
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    portal_id: int
+    object_id: int
+    subscription_type: str
+    subscription_id: int
+    event_id: int
+    occurred_at_ms: int
+    property_name: str
+    property_value: str | None
+    change_source: str | None
+    attempt_number: int
+    raw: dict[str, Any]
+
+    @property
+    def dedupe_key(self) -> tuple[int, int, int, int, int, str]:
+        return (
+            self.portal_id,
+            self.subscription_id,
+            self.event_id,
+            self.object_id,
+            self.occurred_at_ms,
+            self.property_name,
+        )
+
+
+@dataclass(frozen=True)
+class Parsed:
+    source: str  # "webhooks_api" | "workflow"
+    events: list[WebhookEvent]
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+        return int(value)
+    return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def parse(body: bytes, *, received_at: datetime, portal_hint: int | None = None) -> Parsed:
+    """Parse and validate a webhook body; raise PayloadError listing what is wrong."""
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise PayloadError(["body is not UTF-8"]) from None
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            [f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
+        ) from None
+    if isinstance(data, list):
+        return Parsed("webhooks_api", _parse_events(data))
+    if isinstance(data, dict):
+        return Parsed("workflow", [_parse_workflow(data, body, received_at, portal_hint)])
+    raise PayloadError(
+        [f"expected a JSON array of events or a workflow object, got {type(data).__name__}"]
+    )
+
+
+def _parse_events(items: list[Any]) -> list[WebhookEvent]:
+    if not items:
+        raise PayloadError(["empty event array"])
+    events: list[WebhookEvent] = []
+    errors: list[str] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.append(f"event {i}: expected an object, got {type(item).__name__}")
+            continue
+        kind = item.get("subscriptionType", item.get("eventType"))
+        portal = _int(item.get("portalId"))
+        obj = _int(item.get("objectId", item.get("primaryObjectId")))
+        occurred = _int(item.get("occurredAt"))
+        missing = [
+            name
+            for name, value in (
+                ("subscriptionType", kind if isinstance(kind, str) and kind else None),
+                ("portalId", portal),
+                ("objectId", obj),
+                ("occurredAt", occurred),
+            )
+            if value is None
+        ]
+        if missing:
+            errors.append(f"event {i}: missing or invalid {', '.join(missing)}")
+            continue
+        prop = item.get("propertyName")
+        events.append(
+            WebhookEvent(
+                portal_id=portal,  # type: ignore[arg-type]
+                object_id=obj,  # type: ignore[arg-type]
+                subscription_type=kind[:64],  # type: ignore[index]
+                subscription_id=_int(item.get("subscriptionId")) or 0,
+                event_id=_int(item.get("eventId")) or 0,
+                occurred_at_ms=occurred,  # type: ignore[arg-type]
+                property_name=prop[:255] if isinstance(prop, str) else "",
+                property_value=_str_or_none(item.get("propertyValue")),
+                change_source=_str_or_none(item.get("changeSource")),
+                attempt_number=_int(item.get("attemptNumber")) or 0,
+                raw=item,
+            )
+        )
+    if errors:
+        raise PayloadError(errors)
+    return events
+
+
+def _workflow_property(data: dict[str, Any], name: str) -> Any:
+    props = data.get("properties")
+    if not isinstance(props, dict):
+        return None
+    value = props.get(name)
+    if isinstance(value, dict):  # legacy contacts-v1: {"value": ..., "versions": [...]}
+        return value.get("value")
+    return value
+
+
+def _parse_workflow(
+    data: dict[str, Any], body: bytes, received_at: datetime, portal_hint: int | None
+) -> WebhookEvent:
+    obj = None
+    for candidate in (
+        data.get("vid"),
+        data.get("canonical-vid"),
+        data.get("objectId"),
+        data.get("id"),
+        _workflow_property(data, "hs_object_id"),
+    ):
+        obj = _int(candidate)
+        if obj is not None:
+            break
+    portal = _int(data.get("portal-id", data.get("portalId"))) or portal_hint
+    errors = []
+    if obj is None:
+        errors.append("workflow payload: no contact id (vid, objectId, id or hs_object_id)")
+    if portal is None:
+        errors.append(
+            "workflow payload: no portal id (portal-id or portalId in the body, "
+            "or ?portalId= in the webhook URL)"
+        )
+    if errors:
+        raise PayloadError(errors)
+    modified = _workflow_property(data, "lastmodifieddate")
+    occurred = _int(modified) if modified is not None else None
+    if occurred is None and isinstance(modified, str):
+        try:
+            occurred = int(
+                datetime.fromisoformat(modified.replace("Z", "+00:00")).timestamp() * 1000
+            )
+        except ValueError:
+            occurred = None
+    if occurred is None:
+        occurred = int(received_at.timestamp() * 1000)
+    digest = int(hashlib.sha256(body).hexdigest()[:15], 16)
+    return WebhookEvent(
+        portal_id=portal,  # type: ignore[arg-type]
+        object_id=obj,  # type: ignore[arg-type]
+        subscription_type=WORKFLOW_TYPE,
+        subscription_id=0,
+        event_id=digest,
+        occurred_at_ms=occurred,
+        property_name="",
+        property_value=None,
+        change_source="WORKFLOW",
+        attempt_number=0,
+        raw=data,
+    )

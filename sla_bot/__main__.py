@@ -1,0 +1,3 @@
+from sla_bot.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""The `sla-bot` command line.
+
+Imports stay inside the commands: multiprocess metrics must be configured before
+prometheus_client is first imported, and `--help` should not pay for SQLAlchemy or Flask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger("sla_bot")
+
+
+def _settings() -> Any:
+    from sla_bot.config import ConfigError, load_settings
+
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"sla-bot: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _start(settings: Any) -> None:
+    from sla_bot import logs
+
+    logs.configure(settings.log_format, settings.log_level)
+    for note in settings.capabilities():
+        (log.warning if note.startswith("INSECURE") else log.info)(note)
+
+
+def _services(settings: Any, *, require_schema: bool = True) -> Any:
+    from sla_bot.db import migrate
+    from sla_bot.web.services import Services
+
+    services = Services.from_settings(settings)
+    if require_schema and not migrate.is_current(services.engine):
+        print(
+            "sla-bot: the database schema is not current; run `sla-bot db upgrade` first",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    services.rules = _rules_holder(settings)
+    return services
+
+
+def _rules_holder(settings: Any) -> Any:
+    """Load rules if the rules package is present; refuse to start on invalid rules."""
+    try:
+        from sla_bot.rules.holder import RulesHolder
+    except ImportError:  # rules arrive with their own module; the service runs without them
+        return None
+    holder = RulesHolder(settings.rules_dir)
+    holder.reload_if_changed()
+    if not holder.loaded:
+        print(f"sla-bot: rules in {settings.rules_dir} are invalid:", file=sys.stderr)
+        for err in holder.errors:
+            print(f"  {err}", file=sys.stderr)
+        raise SystemExit(2)
+    return holder
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sla_bot.server import ensure_metrics_dir
+
+    ensure_metrics_dir()
+    settings = _settings()
+    _start(settings)
+    from sla_bot.db import migrate
+    from sla_bot.db.engine import make_engine
+
+    engine = make_engine(
+        settings.database_url,
+        synchronous=settings.sqlite_synchronous,
+        busy_timeout_ms=max(settings.db_busy_timeout_ms, 5000),
+    )
+    migrate.upgrade(engine)
+    engine.dispose()
+    _services(settings)  # validates rules before anything listens
+    from sla_bot.server import WebServer, start_worker_process, stop_process
+
+    worker = start_worker_process()
+    try:
+        WebServer(settings, _app_factory).run()
+    finally:
+        stop_process(worker)
+    return 0
+
+
+def _app_factory() -> Any:
+    from sla_bot.config import load_settings
+    from sla_bot.web.app import create_app
+
+    settings = load_settings()
+    return create_app(services=_services(settings))
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from sla_bot.server import ensure_metrics_dir
+
+    ensure_metrics_dir()
+    settings = _settings()
+    _start(settings)
+    _services(settings)
+    from sla_bot.server import WebServer
+
+    WebServer(settings, _app_factory).run()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _start(settings)
+    services = _services(settings)
+    from sla_bot import worker
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    worker.run(services, stop)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _start(settings)
+    from sla_bot.config import redact_url
+    from sla_bot.db import migrate
+    from sla_bot.db.engine import make_engine
+
+    engine = make_engine(settings.database_url, busy_timeout_ms=5000)
+    migrate.upgrade(engine, args.revision)
+    print(
+        f"database {redact_url(settings.database_url)} at revision "
+        f"{migrate.current_revision(engine)}"
+    )
+    return 0
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    settings = _settings()
+    from sla_bot.db import migrate
+    from sla_bot.db.engine import make_engine
+
+    engine = make_engine(settings.database_url)
+    current, head = migrate.current_revision(engine), migrate.head_revision()
+    print(f"current: {current or '(empty database)'}  head: {head}")
+    return 0 if current == head else 1
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from sla_bot.config import describe_settings
+
+    settings = _settings()
+    width = max(len(name) for name, _ in describe_settings(settings))
+    for name, value in describe_settings(settings):
+        print(f"{name:<{width}}  {value}")
+    notes = settings.capabilities()
+    if notes:
+        print()
+        for note in notes:
+            print(f"- {note}")
+    print("\nconfiguration is valid")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sla-bot",
+        description="Enforce lead-follow-up SLAs: HubSpot webhooks in, Slack nudges out. "
+        "Configuration comes from environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "serve",
+        help="web server and background worker together, for one machine (applies migrations)",
+    ).set_defaults(func=cmd_serve)
+    sub.add_parser(
+        "web", help="web server only (several replicas; run `db upgrade` first)"
+    ).set_defaults(func=cmd_web)
+    sub.add_parser(
+        "worker", help="background worker only (several replicas share one PostgreSQL)"
+    ).set_defaults(func=cmd_worker)
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True, metavar="DB_COMMAND"
+    )
+    up = db.add_parser("upgrade", help="apply migrations (default: to the latest)")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=cmd_db_upgrade)
+    db.add_parser(
+        "current", help="show the schema revision; exit 1 if not the latest"
+    ).set_defaults(func=cmd_db_current)
+    sub.add_parser(
+        "check-config", help="validate the environment and say what the service will do"
+    ).set_defaults(func=cmd_check_config)
+    try:
+        from sla_bot.rules import cli as rules_cli
+    except ImportError:
+        pass
+    else:
+        rules_cli.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

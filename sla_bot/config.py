@@ -1,0 +1,235 @@
+"""Settings from the environment, validated once at start-up.
+
+Every variable is named exactly as the README documents it. Secrets may come from `NAME_FILE`
+(Docker/Kubernetes secrets) and are held as `SecretStr`, so they never reach a log line or repr.
+A bad value fails start-up with a message naming the variable and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+SECRET_VARIABLES = (
+    "HUBSPOT_CLIENT_SECRET",
+    "HUBSPOT_ACCESS_TOKEN",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+)
+
+
+class ConfigError(Exception):
+    """Start-up configuration is wrong; the message names each variable and what was expected."""
+
+
+def _env(name: str, default: object = ..., **kw: object) -> object:
+    return Field(default, validation_alias=AliasChoices(name), **kw)  # type: ignore[arg-type]
+
+
+class Settings(BaseModel):
+    """All of sla-bot's configuration. Field descriptions feed `sla-bot check-config`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    database_url: str = _env(
+        "DATABASE_URL",
+        "sqlite:///sla-bot.db",
+        description="SQLAlchemy URL; SQLite file in the working directory by default. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    hubspot_client_secret: SecretStr | None = _env(
+        "HUBSPOT_CLIENT_SECRET", None, description="HubSpot app client secret (webhook signatures)"
+    )
+    hubspot_access_token: SecretStr | None = _env(
+        "HUBSPOT_ACCESS_TOKEN", None, description="HubSpot private-app or OAuth access token"
+    )
+    hubspot_api_base_url: str = _env("HUBSPOT_API_BASE_URL", "https://api.hubapi.com")
+    hubspot_rate_limit: str = _env(
+        "HUBSPOT_RATE_LIMIT", "100/10s", description="client-side limit, requests/window"
+    )
+    hubspot_timeout_seconds: float = _env("HUBSPOT_TIMEOUT_SECONDS", 10.0, gt=0)
+    slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN", None)
+    slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET", None)
+    slack_api_base_url: str = _env("SLACK_API_BASE_URL", "https://slack.com/api/")
+    rules_dir: Path = _env("SLA_BOT_RULES_DIR", Path("rules"))
+    public_url: str | None = _env(
+        "SLA_BOT_PUBLIC_URL",
+        None,
+        description="exact webhook URL registered in HubSpot, so signatures verify behind a proxy",
+    )
+    host: str = _env("SLA_BOT_HOST", "127.0.0.1")
+    port: int = _env("SLA_BOT_PORT", 8080, ge=1, le=65535)
+    web_workers: int = _env("SLA_BOT_WEB_WORKERS", 4, ge=1, le=64)
+    worker_interval_seconds: float = _env("SLA_BOT_WORKER_INTERVAL_SECONDS", 1.0, gt=0, le=60)
+    insecure_allow_unsigned: bool = _env("SLA_BOT_INSECURE_ALLOW_UNSIGNED", False)
+    signature_versions: str = _env("SLA_BOT_SIGNATURE_VERSIONS", "v3,v2,v1")
+    max_body_bytes: int = _env("SLA_BOT_MAX_BODY_BYTES", 1024 * 1024, ge=1024)
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = _env("SLA_BOT_SQLITE_SYNCHRONOUS", "FULL")
+    db_busy_timeout_ms: int = _env("SLA_BOT_DB_BUSY_TIMEOUT_MS", 800, ge=0)
+    log_format: Literal["text", "json"] = _env("SLA_BOT_LOG_FORMAT", "text")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env("SLA_BOT_LOG_LEVEL", "INFO")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, v: str) -> str:
+        if not v.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
+        if v.startswith(("postgresql:", "postgres:")) and not v.startswith("postgresql+"):
+            v = "postgresql+psycopg:" + v.split(":", 1)[1]
+        return v
+
+    @field_validator("hubspot_api_base_url", "slack_api_base_url", "public_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return v
+
+    @field_validator("hubspot_rate_limit")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        parse_rate(v)
+        return v
+
+    @field_validator("signature_versions")
+    @classmethod
+    def _versions(cls, v: str) -> str:
+        versions = [p.strip() for p in v.split(",") if p.strip()]
+        if not versions or any(p not in ("v1", "v2", "v3") for p in versions):
+            raise ValueError("expected a comma-separated subset of v3,v2,v1")
+        return ",".join(versions)
+
+    @property
+    def accepted_signature_versions(self) -> frozenset[str]:
+        return frozenset(self.signature_versions.split(","))
+
+    @property
+    def hubspot_rate(self) -> tuple[int, float]:
+        return parse_rate(self.hubspot_rate_limit)
+
+    def capabilities(self) -> list[str]:
+        """Plain statements of what this configuration will and will not do (logged at start)."""
+        notes = []
+        if self.hubspot_client_secret is None:
+            if self.insecure_allow_unsigned:
+                notes.append(
+                    "INSECURE: HUBSPOT_CLIENT_SECRET is not set and "
+                    "SLA_BOT_INSECURE_ALLOW_UNSIGNED=true: webhooks are accepted WITHOUT "
+                    "signature checks. Never run this way in production."
+                )
+            else:
+                notes.append(
+                    "HUBSPOT_CLIENT_SECRET is not set: POST /webhooks/hubspot answers 503 "
+                    "(HubSpot will retry) until it is."
+                )
+        if self.hubspot_access_token is None:
+            notes.append(
+                "HUBSPOT_ACCESS_TOKEN is not set: contacts and owners are not fetched, nothing "
+                "is written back to HubSpot, and reconciliation is off."
+            )
+        if self.slack_bot_token is None:
+            notes.append(
+                "SLACK_BOT_TOKEN is not set: nudges and escalations are printed to the log "
+                "instead of sent to Slack."
+            )
+        if self.slack_signing_secret is None:
+            notes.append("SLACK_SIGNING_SECRET is not set: Slack buttons are refused.")
+        return notes
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """'100/10s' -> (100, 10.0)."""
+    try:
+        count, window = text.split("/")
+        if window.endswith("ms"):
+            seconds = float(window[:-2]) / 1000
+        elif window.endswith("s"):
+            seconds = float(window[:-1])
+        elif window.endswith("m"):
+            seconds = float(window[:-1]) * 60
+        else:
+            seconds = float(window)
+        n = int(count)
+    except ValueError:
+        raise ValueError("expected REQUESTS/WINDOW such as 100/10s") from None
+    if n < 1 or seconds <= 0:
+        raise ValueError("expected a positive count and window such as 100/10s")
+    return n, seconds
+
+
+def _resolve_secret_files(environ: Mapping[str, str]) -> dict[str, str]:
+    """Fold NAME_FILE variables into NAME; both set at once is ambiguous and refused."""
+    env = dict(environ)
+    errors = []
+    for name in SECRET_VARIABLES:
+        file_var = f"{name}_FILE"
+        if file_var not in env:
+            continue
+        if name in env:
+            errors.append(f"{name} and {file_var} are both set: expected only one of them")
+            continue
+        path = Path(env[file_var])
+        try:
+            env[name] = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            errors.append(f"{file_var}: cannot read {path}: {exc.strerror}")
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return env
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings; raise ConfigError naming each bad variable."""
+    env = _resolve_secret_files(os.environ if environ is None else environ)
+    names = {f: (info.validation_alias.choices[0]) for f, info in Settings.model_fields.items()}  # type: ignore[union-attr]
+    relevant = {k: v for k, v in env.items() if k in names.values()}
+    try:
+        return Settings.model_validate(relevant)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            var = str(err["loc"][0]) if err["loc"] else "?"
+            shown = "<hidden>" if var in SECRET_VARIABLES else repr(relevant.get(var))
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{var}={shown}: {msg}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def describe_settings(settings: Settings) -> list[tuple[str, str]]:
+    """(variable, value) pairs for display, secrets masked."""
+    rows = []
+    for field, info in Settings.model_fields.items():
+        var = info.validation_alias.choices[0]  # type: ignore[union-attr]
+        value = getattr(settings, field)
+        if isinstance(value, SecretStr):
+            shown = "(set, hidden)"
+        elif value is None:
+            shown = "(not set)"
+        elif var == "DATABASE_URL":
+            shown = redact_url(str(value))
+        else:
+            shown = str(value)
+        rows.append((var, shown))
+    return rows
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a database URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable>"

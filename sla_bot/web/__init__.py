@@ -1,0 +1,1 @@
+"""HTTP layer: the app factory and blueprints. No HubSpot or Slack call happens on a request."""

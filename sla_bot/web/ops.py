@@ -1,0 +1,65 @@
+"""Operational endpoints: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+from sqlalchemy import text
+
+from sla_bot import metrics
+from sla_bot.db import migrate
+from sla_bot.web.services import Services
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+def readiness(services: Services) -> tuple[bool, dict[str, object]]:
+    """Each check with a plain reason; ready only if all pass."""
+    checks: dict[str, object] = {}
+    ready = True
+    try:
+        with services.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        if not migrate.is_current(services.engine):
+            ready = False
+            checks["schema"] = "out of date: run `sla-bot db upgrade`"
+        else:
+            checks["schema"] = "ok"
+    except Exception as exc:  # any failure to reach the database means not ready
+        ready = False
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    rules = services.rules
+    if rules is not None:
+        if not rules.loaded:
+            ready = False
+            checks["rules"] = {"status": "not loaded", "errors": [str(e) for e in rules.errors]}
+        elif rules.errors:
+            # The last good rules are in force, so still ready, but say loudly why edits failed.
+            checks["rules"] = {
+                "status": "invalid edit refused; previous rules in force",
+                "version": rules.current().version,
+                "errors": [str(e) for e in rules.errors],
+            }
+        else:
+            checks["rules"] = {"status": "ok", "version": rules.current().version}
+    return ready, checks
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    services: Services = current_app.extensions["sla_bot"]
+    ready, checks = readiness(services)
+    response = jsonify({"status": "ready" if ready else "not ready", "checks": checks})
+    response.status_code = 200 if ready else 503
+    return response
+
+
+@bp.get("/metrics")
+def metrics_endpoint() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
