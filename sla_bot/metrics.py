@@ -1,4 +1,4 @@
-"""Prometheus metrics. Works across gunicorn workers via PROMETHEUS_MULTIPROC_DIR (set by the CLI)."""
+"""Prometheus metrics, aggregated across gunicorn workers via PROMETHEUS_MULTIPROC_DIR."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ gunicorn workers and the worker process go too, instead of holding the port or t
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -25,10 +26,8 @@ PR_SET_PDEATHSIG = 1
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
     """Ask Linux to signal this process when its parent dies (no-op elsewhere)."""
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError):  # exotic libc: run without the safety net
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
-        except OSError:  # pragma: no cover - exotic libc
-            pass
 
 
 class WebServer(BaseApplication):  # type: ignore[misc]

@@ -112,10 +112,7 @@ def verify(
     version = (headers.get("X-HubSpot-Signature-Version") or "v1").strip().lower()
     if version not in ("v1", "v2") or version not in accept:
         return Verdict(False, version[:8], f"signature version {version[:8]!r} not accepted")
-    if version == "v1":
-        expected = sign_v1(secret, body)
-    else:
-        expected = sign_v2(secret, method, uri, body)
+    expected = sign_v1(secret, body) if version == "v1" else sign_v2(secret, method, uri, body)
     if hmac.compare_digest(expected.encode(), sig.strip().lower().encode()):
         return Verdict(True, version, "")
     return Verdict(False, version, "signature does not match")
