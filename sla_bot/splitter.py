@@ -43,10 +43,8 @@ def _insert_ignore(conn: Connection, rows: list[dict[str, object]]) -> int:
         )
     else:
         stmt = sqlite.insert(webhook_events).on_conflict_do_nothing()
-    new = 0
-    for row in rows:  # per row: rowcount tells new vs duplicate exactly on both engines
-        new += conn.execute(stmt.values(**row)).rowcount
-    return new
+    # One multi-row statement; RETURNING yields only the rows that were really inserted.
+    return len(conn.execute(stmt.values(rows).returning(webhook_events.c.id)).all())
 
 
 def _row(ev: WebhookEvent, batch_id: int, received_at: datetime) -> dict[str, object]:

@@ -18,7 +18,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services is None:
         services = Services.from_settings(settings or load_settings())
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
+    # One byte of slack so the webhook reader can tell "exactly the limit" from "over it".
+    app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes + 1
     app.extensions["sla_bot"] = services
     app.register_blueprint(hubspot_webhook.bp)
     app.register_blueprint(ops.bp)
