@@ -1,0 +1,368 @@
+"""A local fake HubSpot HTTP server for tests: the real SDK talks to it over real sockets.
+
+Usage::
+
+    with FakeHubSpot(token="test-token") as fake:          # start() / stop()
+        fake.add_contact("101", {"email": "a@example.com"})
+        client = HubSpotClient("test-token", base_url=fake.base_url)
+
+Speaks (HubSpot v3 JSON shapes, checked against hubspot-api-client 12 deserialisation):
+
+* ``POST /crm/v3/objects/{type}/batch/read`` - 200, or 207 + ``errors`` (OBJECT_NOT_FOUND with
+  ``context.ids``) when ids are missing; 400 on > 100 inputs or duplicate ids.
+* ``GET|PATCH /crm/v3/objects/{type}/{id}`` - 404 when missing; PATCH of a read-only property
+  (``lastmodifieddate``, ``createdate``, ``num_contacted_notes``...) is a 400 VALIDATION_ERROR.
+* ``POST /crm/v3/objects/{type}/search`` - filterGroups (OR of ANDed filters; EQ NEQ LT LTE GT GTE
+  BETWEEN IN NOT_IN HAS_PROPERTY NOT_HAS_PROPERTY CONTAINS_TOKEN NOT_CONTAINS_TOKEN; dates compare
+  as epoch ms), first sort, ``limit`` <= 200, ``after`` offset paging, ``total``, and the result
+  cap (``search_cap``, default 10,000): ``after >= cap`` is a 400. No rate-limit headers.
+* ``POST /crm/v3/objects/{tasks,notes,calls,emails,meetings,communications}`` with inline
+  associations; only the HUBSPOT_DEFINED ``<object>_to_contact`` type ids (204, 202, 194, 198,
+  200, 81) to an existing contact are accepted; ``hs_timestamp`` is required. Logged touches
+  update the contact's roll-ups (``num_contacted_notes``, ``notes_last_contacted``, ``num_notes``,
+  ``notes_last_updated``) at once - HubSpot does that asynchronously.
+* ``GET /crm/v4/objects/{type}/{id}/associations/{toType}``.
+* ``GET /crm/v3/owners/{id}`` (``idProperty``, ``archived``) and ``GET /crm/v3/owners/``
+  (``email``, ``limit``, ``after``, ``archived``).
+
+Every request needs ``Authorization: Bearer <token>`` (else 401 in HubSpot's error format). Non-
+search responses carry ``X-HubSpot-RateLimit-*`` headers; with ``enforce_rate_limit = True`` the
+fake also answers 429 past 100 requests / 10 s and 5 searches / s (real time).
+
+Fault injection (first matching rule wins, each consumes one request): :meth:`fail_next`,
+:meth:`failure_rate`, :meth:`delay_next`. ``fail_next(..., apply=True)`` processes the request and
+*then* answers with the error - the ambiguous "created but the response was lost" case.
+``delay_next`` also processes first and delays the response, so a client timeout is ambiguous.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from integrations.hubspot._fake_crm import FakeCrm, error, iso, parse_iso
+from integrations.hubspot._fake_http import (
+    AUTH_MESSAGE,
+    Answer,
+    Fault,
+    RandomFailures,
+    RateWindow,
+    dispatch,
+    fault_reply,
+    take,
+)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    headers: dict[str, str]
+    status: int | None = None  # the status the fake answered with
+
+
+class ManualClock:
+    """Monotonic clock + sleep for tests: sleep records and advances time, never blocks."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self._now += max(0.0, seconds)
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class FakeHubSpot:
+    def __init__(
+        self,
+        token: str = "test-token",
+        *,
+        search_cap: int = 10_000,
+        rate_limit_max: int = 100,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.token = token
+        self.rate_limit_max = rate_limit_max
+        self._crm = FakeCrm(now or (lambda: datetime.now(UTC)))
+        self._default_cap = search_cap
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.reset()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> FakeHubSpot:
+        if self._server is None:
+            self._server = make_server(
+                "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler
+            )
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, args=(0.05,), name="fake-hubspot", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = self._thread = None
+
+    def __enter__(self) -> FakeHubSpot:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeHubSpot is not started")
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def reset(self) -> None:
+        """Forget all data, recorded requests and pending faults; keep the server running."""
+        with self._crm.lock:
+            self._crm.reset()
+            self._crm.search_cap = self._default_cap
+            self.requests: list[RecordedRequest] = []
+            self.errors: list[str] = []  # exceptions raised inside the fake (bugs)
+            self._faults: list[Fault] = []
+            self._delays: list[Fault] = []
+            self._random: RandomFailures | None = None
+            self._window = RateWindow(self.rate_limit_max)
+
+    @property
+    def enforce_rate_limit(self) -> bool:
+        """Answer 429 past ``rate_limit_max`` requests / 10 s or 5 searches / s (real time)."""
+        return self._window.enforce
+
+    @enforce_rate_limit.setter
+    def enforce_rate_limit(self, value: bool) -> None:
+        self._window.enforce = value
+
+    @property
+    def search_cap(self) -> int:
+        return self._crm.search_cap
+
+    @search_cap.setter
+    def search_cap(self, value: int) -> None:
+        self._crm.search_cap = value
+
+    # -- test-facing data API ---------------------------------------------------------------------
+
+    def add_contact(
+        self,
+        id: str,
+        properties: dict[str, Any] | None = None,
+        *,
+        updated_at: datetime | None = None,
+        created_at: datetime | None = None,
+    ) -> None:
+        """Seed a contact. ``lastmodifieddate``/``createdate`` in ``properties`` (ISO or epoch
+        ms) count as ``updated_at``/``created_at``; ``updated_at`` defaults to now."""
+        props = dict(properties or {})
+        updated = updated_at or parse_iso(props.pop("lastmodifieddate", None))
+        created = created_at or parse_iso(props.pop("createdate", None))
+        with self._crm.lock:
+            updated = updated or self._crm.now()
+            self._crm.put("contacts", str(id), props, created or updated, updated)
+
+    def set_property(self, id: str, name: str, value: Any, *, at: datetime | None = None) -> None:
+        """Change a contact property as a HubSpot user would; bumps ``lastmodifieddate``."""
+        with self._crm.lock:
+            obj = self._crm.objects["contacts"][str(id)]
+            obj.properties[name] = None if value is None else str(value)
+            obj.touch(at or self._crm.now())
+
+    def archive_contact(self, id: str) -> None:
+        with self._crm.lock:
+            self._crm.objects["contacts"][str(id)].archived = True
+
+    def add_owner(
+        self,
+        id: str,
+        email: str | None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        *,
+        teams: Iterable[Any] = (),
+        user_id: int | None = None,
+        archived: bool = False,
+    ) -> None:
+        """``teams``: ``{"id", "name", "primary"}`` dicts, ``(id, name, primary)`` or Teams."""
+        normalised = []
+        for team in teams:
+            if isinstance(team, dict):
+                tid, name, primary = team["id"], team["name"], team.get("primary", False)
+            elif isinstance(team, tuple):
+                tid, name, primary = team
+            else:
+                tid, name, primary = team.id, team.name, team.primary
+            normalised.append({"id": str(tid), "name": name, "primary": bool(primary)})
+        if user_id is None and str(id).isdigit():
+            user_id = int(id) + 1_000_000
+        with self._crm.lock:
+            self._crm.owners[str(id)] = {
+                "id": str(id),
+                "email": email,
+                "first_name": first_name,
+                "last_name": last_name,
+                "user_id": user_id,
+                "teams": normalised,
+                "archived": archived,
+                "created_at": iso(self._crm.now()),
+            }
+
+    @property
+    def contacts(self) -> dict[str, dict[str, str | None]]:
+        """Snapshot: contact id -> all properties (incl. hs_object_id, lastmodifieddate)."""
+        with self._crm.lock:
+            return {
+                oid: o.all_properties()
+                for oid, o in self._crm.objects["contacts"].items()
+                if not o.archived
+            }
+
+    def created(self, kind: str) -> list[dict[str, Any]]:
+        """Objects created through the API, oldest first: ``{"id", "properties", "associations"}``.
+
+        ``kind``: tasks, notes, calls, emails, meetings, communications, contacts (or singular).
+        """
+        otype = kind if kind in self._crm.created_order else f"{kind}s"
+        if otype not in self._crm.created_order:
+            raise ValueError(f"unknown object kind {kind!r}")
+        with self._crm.lock:
+            out = []
+            for oid in self._crm.created_order[otype]:
+                o = self._crm.objects[otype][oid]
+                out.append(
+                    {
+                        "id": oid,
+                        "properties": dict(o.properties),
+                        "associations": [
+                            {"to_type": t, "to_id": i, "type_id": ty} for t, i, ty in o.associations
+                        ],
+                        "created_at": o.created_at,
+                    }
+                )
+            return out
+
+    # -- fault injection --------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 429,
+        retry_after: float | str | None = None,
+        path_contains: str | None = None,
+        body: Any = None,
+        *,
+        method: str | None = None,
+        apply: bool = False,
+    ) -> None:
+        """Answer the next ``n`` matching requests with ``status`` (HubSpot-format body unless
+        ``body`` is given: a dict is sent as JSON, a str as-is). ``apply=True`` processes the
+        request first (the write happens, the response is lost)."""
+        fault = Fault(n, path_contains, method, status, retry_after, body, apply)
+        with self._crm.lock:
+            self._faults.append(fault)
+
+    def failure_rate(
+        self,
+        p: float,
+        statuses: tuple[int, ...] = (429, 500, 503),
+        seed: int | None = None,
+        path_contains: str | None = None,
+    ) -> None:
+        """Fail each request with probability ``p`` (status chosen at random); ``p=0`` stops it."""
+        with self._crm.lock:
+            self._random = (
+                RandomFailures(p, tuple(statuses), random.Random(seed), path_contains)
+                if p
+                else None
+            )
+
+    def delay_next(self, n: int, seconds: float, path_contains: str | None = None) -> None:
+        """Process the next ``n`` matching requests, then hold the response ``seconds``."""
+        with self._crm.lock:
+            self._delays.append(Fault(n, path_contains, delay=seconds))
+
+    # -- HTTP -------------------------------------------------------------------------------------
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        raw = request.get_data(as_text=True)
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError:
+            payload = None
+        record = RecordedRequest(
+            request.method, request.path, dict(request.args), payload, dict(request.headers)
+        )
+        is_search = request.path.endswith("/search")
+        with self._crm.lock:
+            self.requests.append(record)
+            delay = take(self._delays, request.method, request.path)
+            if raw and payload is None:
+                status, body, headers = (*error(400, "Invalid input JSON", "VALIDATION_ERROR"), {})
+            else:
+                status, body, headers = self._answer(request, record, is_search)
+            record.status = status
+            if not is_search:
+                headers = {**self._window.headers(), **headers}
+        text = body if isinstance(body, str) else json.dumps(body)
+        mimetype = "text/html" if isinstance(body, str) else "application/json"
+        response = Response(text, status=status, headers=headers, mimetype=mimetype)
+        if delay is not None:
+            time.sleep(delay.delay)
+        return response(environ, start_response)
+
+    def _answer(self, request: Request, record: RecordedRequest, is_search: bool) -> Answer:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return (*error(401, AUTH_MESSAGE, "INVALID_AUTHENTICATION"), {})
+        if limited := self._window.hit(is_search):
+            return limited
+        fault = take(self._faults, request.method, request.path)
+        if fault is None and self._random is not None:
+            fault = self._random.draw(request.path)
+        if fault is None or fault.apply:
+            try:
+                status, body = dispatch(
+                    self._crm, request.method, request.path, record.query, record.json
+                )
+            except Exception as exc:  # noqa: BLE001 - a fake bug must not kill the server thread
+                self.errors.append(f"{request.method} {request.path}: {exc!r}")
+                status, body = error(500, f"fake error: {exc!r}", "INTERNAL_ERROR")
+            if fault is None:
+                return status, body, {}
+        return fault_reply(fault, is_search)

@@ -1,0 +1,118 @@
+"""Our own retry loop around each HubSpot request.
+
+Why not urllib3 ``Retry``: it skips POST/PATCH by default (batch read, search, create, update),
+raises ``MaxRetryError`` instead of the HTTP error when exhausted, cannot tell an ambiguous 5xx on
+a create from a safe one, and cannot be driven by an injected sleep in tests. The SDK clients are
+therefore built with ``retry=False`` (one attempt per call, raw exceptions) and this loop does:
+
+* every attempt first takes a slot from the rate limiter;
+* a permanent error (4xx other than 408/423/429, unknown response) is raised at once;
+* a transient error is retried up to ``max_retries`` times (``max_retries + 1`` attempts), then
+  raised as :class:`TransientHubSpotError` with ``attempts`` set;
+* delay: ``Retry-After`` (seconds or HTTP-date) when present, exactly; else "full jitter"
+  ``uniform(0, min(cap, base * 2**retry))``; a 429 without ``Retry-After`` waits at least 1 s
+  (HubSpot's secondly/rolling windows free up within that); a 429 also pauses the limiter so
+  other threads back off too;
+* a 429 with ``policyName == "DAILY"``, or a ``Retry-After`` beyond ``max_retry_after``, is not
+  retried inline: it is raised (transient, with ``retry_after``) for the caller to reschedule;
+* ``recover`` (used by idempotent creates) runs after the backoff sleep and before re-sending when
+  the failure was ambiguous; if it returns a value, that value is the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from integrations.hubspot.errors import HubSpotError, TransientHubSpotError, classify
+from integrations.hubspot.ratelimit import SlidingWindowRateLimiter
+
+T = TypeVar("T")
+log = logging.getLogger("integrations.hubspot")
+
+MIN_429_DELAY = 1.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_retry_after: float = 60.0
+
+    def backoff(self, retry: int, rng: random.Random) -> float:
+        """Full jitter: uniform(0, min(cap, base * 2**retry)), retry counting from 0."""
+        return rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * (2.0**retry)))
+
+
+class Retrier:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        sleep: Callable[[float], None],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.policy = policy
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def call(
+        self,
+        operation: str,
+        fn: Callable[[], T],
+        *,
+        limiter: SlidingWindowRateLimiter,
+        recover: Callable[[HubSpotError], T | None] | None = None,
+    ) -> T:
+        retry = 0
+        while True:
+            limiter.acquire()
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - classified below, chained on raise
+                err = classify(exc, operation=operation)
+                err.attempts = retry + 1
+                cause: BaseException = exc
+            if not err.transient:
+                raise err from cause
+            delay = self._delay(err, retry)
+            if delay is None or retry >= self.policy.max_retries:
+                raise err from cause
+            if err.status == 429:
+                limiter.pause(delay)
+            log.warning(
+                "hubspot %s failed (status=%s category=%s correlationId=%s); retry %d/%d in %.2fs",
+                operation,
+                err.status,
+                err.category,
+                err.correlation_id,
+                retry + 1,
+                self.policy.max_retries,
+                delay,
+            )
+            self._sleep(delay)
+            retry += 1
+            if recover is not None and err.ambiguous:
+                found = recover(err)
+                if found is not None:
+                    return found
+
+    def _delay(self, err: HubSpotError, retry: int) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        if err.status == 429 and (err.policy_name or "").upper() == "DAILY":
+            return None
+        if err.retry_after is not None:
+            if err.retry_after > self.policy.max_retry_after:
+                return None
+            return err.retry_after
+        delay = self.policy.backoff(retry, self._rng)
+        if err.status == 429:
+            delay = max(delay, MIN_429_DELAY)
+        return delay
+
+
+__all__ = ["RetryPolicy", "Retrier", "TransientHubSpotError"]
