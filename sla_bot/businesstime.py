@@ -1,16 +1,14 @@
 """Business-time arithmetic: which instants count toward an SLA, and how to add and measure them.
 
-Windows are local wall time. Each local date's windows are converted to UTC once (and cached), so
-all arithmetic is plain UTC interval arithmetic and exact across DST changes. The wall-to-UTC
-mapping is monotonic, which keeps non-overlapping local windows non-overlapping in UTC:
-
-* a wall time that occurs twice (fall back) means its FIRST occurrence (fold=0), for window starts
-  and ends alike; a window that covers the whole repeated hour therefore counts it twice, because
-  that is real time worked, and adjacent windows (00:00-01:30, 01:30-03:00) stay adjacent;
-* a wall time that does not exist (spring forward) means the instant the clock jumps, so
-  01:00-03:00 on the New York spring-forward day is one real hour.
-
-A window's end of None means 24:00 (midnight at the end of that date).
+Windows are local wall time; each date's windows are converted to UTC once (cached), so all the
+arithmetic is plain UTC interval arithmetic, exact across DST. One rule maps a window boundary
+(start or end alike) to an instant: the first instant the local clock reads that time or later.
+* fall back: a repeated wall time means its first occurrence (fold=0); a window covering the whole
+  repeated hour counts it twice, as that is real time worked;
+* spring forward: a nonexistent wall time means the instant the clock jumps, so 01:00-03:00 on
+  the New York spring-forward day is one real hour (02:00-02:30 is no time at all).
+The mapping is monotonic, so windows that do not overlap locally do not overlap in UTC, and
+adjacent ones (00:00-01:30 + 01:30-03:00) stay adjacent. A window end of None means 24:00.
 """
 
 from __future__ import annotations
@@ -62,8 +60,7 @@ class Window:
 
     def seconds(self) -> int:
         """Nominal length in local hours (DST ignored): what the schedule promises."""
-        end = 86400 if self.end is None else _sec(self.end)
-        return end - _sec(self.start)
+        return (86400 if self.end is None else _sec(self.end)) - _sec(self.start)
 
     def __str__(self) -> str:
         return f"{_hhmm(self.start)}-{'24:00' if self.end is None else _hhmm(self.end)}"
@@ -102,9 +99,6 @@ class BusinessCalendar:
         self.business_day_seconds: int = self._default_business_day()
         specials = [*self._holidays, *self._open_dates, *(end for _, end in self._closed)]
         self._last_special = max(specials, default=date.min)
-        self._always_open = not specials and all(
-            self._weekly.get(d) == (Window(time(0)),) for d in range(7)
-        )
         self._cache: dict[date, tuple[Interval, ...]] = {}
 
     def __repr__(self) -> str:
@@ -141,17 +135,14 @@ class BusinessCalendar:
         return self._replace(closed=[*self._closed_raw, *ranges])
 
     def is_open(self, t: datetime) -> bool:
+        """Whether t counts as business time (a window's start is open, its end is not)."""
         t = _utc(t)
-        if self._always_open:
-            return True
         first = next(self._intervals_from(t), None)
         return first is not None and first[0] <= t
 
     def next_open(self, t: datetime) -> datetime:
         """t itself if open, else the start of the next open period (UTC)."""
         t = _utc(t)
-        if self._always_open:
-            return t
         first = next(self._intervals_from(t), None)
         if first is None:
             raise CalendarError(f"calendar {self.name!r} has no open time after {t.isoformat()}")
@@ -165,9 +156,6 @@ class BusinessCalendar:
         t = _utc(t)
         if not self.is_open(t):
             return t
-        never = CalendarError(f"calendar {self.name!r} never closes after {t.isoformat()}")
-        if self._always_open:
-            raise never
         # Open without a break for two weeks past the last special date: the weekly pattern is 24/7.
         limit = datetime.combine(max(t.date(), self._last_special) + _HORIZON, time(), UTC)
         end = t
@@ -175,7 +163,7 @@ class BusinessCalendar:
             if start > end:
                 return end
             if start > limit:
-                raise never
+                raise CalendarError(f"calendar {self.name!r} never closes after {t.isoformat()}")
             end = stop
         return end  # open time ran out for good
 
@@ -195,8 +183,6 @@ class BusinessCalendar:
             raise ValueError(f"negative business duration {d}")
         if not left:
             return self.next_open(start)
-        if self._always_open:
-            return start + left
         for open_, close in self._intervals_from(start):
             open_ = max(open_, start)
             if left <= close - open_:
@@ -207,11 +193,9 @@ class BusinessCalendar:
     def elapsed(self, a: datetime, b: datetime) -> timedelta:
         """Open time in [a, b); zero if b <= a."""
         a, b = _utc(a), _utc(b)
-        if b <= a:
-            return timedelta(0)
-        if self._always_open:
-            return b - a
         total = timedelta(0)
+        if b <= a:
+            return total
         for open_, close in self._intervals_from(a):
             if open_ >= b:
                 break
@@ -224,8 +208,7 @@ class BusinessCalendar:
 
     def describe_closure(self, d: date) -> str | None:
         """Why a date has no scheduled hours ("holiday: X", "closed", ...), or None if it has."""
-        if isinstance(d, datetime):
-            d = _utc(d).astimezone(self.tz).date()
+        d = _utc(d).astimezone(self.tz).date() if isinstance(d, datetime) else d
         if self._closed_until(d):
             return "closed"
         if d in self._open_dates:
@@ -237,16 +220,10 @@ class BusinessCalendar:
     # --- internals ---------------------------------------------------------------------------
 
     def _replace(self, **changes: object) -> BusinessCalendar:
-        args: dict[str, object] = {
-            "tz": self.tz,
-            "weekly": self._weekly,
-            "holidays": self._holidays,
-            "closed": self._closed_raw,
-            "open_dates": self._open_dates,
-            "business_day": self._business_day,
-            "name": self.name,
-        }
-        return BusinessCalendar(**(args | changes))  # type: ignore[arg-type]
+        args = dict(tz=self.tz, weekly=self._weekly, holidays=self._holidays, name=self.name)
+        args |= dict(closed=self._closed_raw, open_dates=self._open_dates)
+        args |= dict(business_day=self._business_day) | changes
+        return BusinessCalendar(**args)  # type: ignore[arg-type]
 
     def _default_business_day(self) -> int:
         """Explicit business_day, else the longest scheduled day: "1 business day" = a full day."""
@@ -257,9 +234,8 @@ class BusinessCalendar:
 
     def _periods(self, start: datetime, end: datetime) -> Iterator[Interval]:
         run: Interval | None = None
-        source = [(start, end)] if self._always_open else self._intervals_from(start)
-        for open_, close in source:
-            if open_ >= end:
+        for open_, close in self._intervals_from(start):
+            if open_ >= end or start >= end:
                 break
             open_, close = max(open_, start), min(close, end)
             if run and run[1] == open_:
@@ -268,7 +244,7 @@ class BusinessCalendar:
             if run:
                 yield run
             run = (open_, close)
-        if run and run[0] < run[1]:
+        if run:
             yield run
 
     def _intervals_from(self, t: datetime) -> Iterator[Interval]:
@@ -367,9 +343,9 @@ def _check_date(d: object, what: str) -> date:
 def _check_windows(label: str, windows: Sequence[Window], next_label: str) -> None:
     """Each window non-empty and within one day; windows on a day may touch but not overlap."""
     for w in windows:
-        if not isinstance(w, Window) or not isinstance(w.start, time | None) or w.start is None:
-            raise CalendarError(f"{label}: {w!r} is not a Window(start: time, end: time | None)")
-        if not isinstance(w.end, time | None):
+        if not (
+            isinstance(w, Window) and isinstance(w.start, time) and isinstance(w.end, time | None)
+        ):
             raise CalendarError(f"{label}: {w!r} is not a Window(start: time, end: time | None)")
         if w.start.tzinfo is not None or (w.end is not None and w.end.tzinfo is not None):
             raise CalendarError(f"{label} window {w}: times are local wall time, drop the tzinfo")

@@ -35,11 +35,11 @@ def _start(settings: Any) -> None:
         (log.warning if note.startswith("INSECURE") else log.info)(note)
 
 
-def _services(settings: Any, *, require_schema: bool = True) -> Any:
+def _services(settings: Any, *, require_schema: bool = True, worker: bool = False) -> Any:
     from sla_bot.db import migrate
     from sla_bot.web.services import Services
 
-    services = Services.from_settings(settings)
+    services = Services.from_settings(settings, worker=worker)
     if require_schema and not migrate.is_current(services.engine):
         print(
             "sla-bot: the database schema is not current; run `sla-bot db upgrade` first",
@@ -117,7 +117,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     _start(settings)
-    services = _services(settings)
+    services = _services(settings, worker=True)
     from sla_bot import worker
 
     stop = threading.Event()

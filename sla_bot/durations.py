@@ -27,8 +27,8 @@ _WALL_PARTS = (
     ("m", "minutes", 1),
     ("s", "seconds", 1),
 )
-_WALL_RE = re.compile(r"\s*".join(rf"(?:(?P<{p}>[0-9]+)\s*{p})?" for p, _, _ in _WALL_PARTS))
-_BUSINESS_RE = re.compile(r"(?P<n>[0-9]+)\s+business\s+(?P<unit>second|minute|hour|day)s?")
+_WALL_RE = re.compile(r"\s*".join(rf"(?:(?P<{p}>[0-9]{{1,12}})\s*{p})?" for p, _, _ in _WALL_PARTS))
+_BUSINESS_RE = re.compile(r"(?P<n>[0-9]{1,12})\s+business\s+(?P<unit>second|minute|hour|day)s?")
 
 
 class DurationError(ValueError):

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import dead_letters, webhook_batches
 
 
@@ -26,7 +27,7 @@ def store_batch(
     portal_hint: int | None = None,
 ) -> int:
     """Commit the raw body; return its id. Returns only once the row is durable."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         result = conn.execute(
             webhook_batches.insert().values(
                 received_at=received_at,
@@ -51,7 +52,7 @@ def store_dead_letter(
 ) -> int:
     """Keep a signed-but-unusable body so nothing HubSpot sent us is lost; repeats bump a count."""
     digest = hashlib.sha256(body).hexdigest()
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         existing = conn.execute(
             select(dead_letters.c.id).where(dead_letters.c.body_sha256 == digest)
         ).scalar_one_or_none()

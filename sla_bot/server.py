@@ -66,10 +66,17 @@ def ensure_metrics_dir() -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sla-bot-metrics-")
 
 
+def _worker_child_setup() -> None:
+    die_with_parent()
+    # Sharing cores with the web server: webhook answers are latency-critical, the worker's
+    # backlog is not, so the kernel should prefer the web processes when both want CPU.
+    os.nice(10)
+
+
 def start_worker_process() -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "sla_bot", "worker"],
-        preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets a prctl flag
+        preexec_fn=_worker_child_setup,  # noqa: PLW1509 - prctl and nice only
     )
 
 

@@ -1,13 +1,15 @@
 """Worker step: split stored raw batches into deduplicated event rows.
 
-Runs in the worker, never on the request path. A batch is claimed and split in one transaction,
-so a crash leaves it pending and the next pass redoes it; the unique dedupe key makes the redo
-harmless. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets several workers split in parallel.
+Runs in the worker, never on the request path. Parsing happens outside any write transaction
+(SQLite has a single writer, and the webhook path must get it within milliseconds); each batch
+is then claimed and written in one short transaction: a compare-and-set on `processed_at`, the
+event INSERT, the counts. A crash before COMMIT leaves the batch pending and the next pass
+redoes it; the unique dedupe key makes any redo harmless. Several workers on PostgreSQL may
+read the same pending batch, but only one wins the claim.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from integrations.hubspot.payloads import PayloadError, WebhookEvent, parse
 from sla_bot import metrics
+from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import webhook_batches, webhook_events
 from sla_bot.intake import store_dead_letter
 
@@ -59,18 +62,27 @@ def _row(ev: WebhookEvent, batch_id: int, received_at: datetime) -> dict[str, ob
         "property_value": ev.property_value,
         "change_source": ev.change_source,
         "attempt_number": ev.attempt_number,
-        "payload": json.dumps(ev.raw, separators=(",", ":"), sort_keys=True),
+        "batch_index": ev.batch_index,
         "batch_id": batch_id,
         "received_at": received_at,
     }
 
 
+def _claim(conn: Connection, batch_id: int, now: datetime, **values: object) -> bool:
+    """Compare-and-set: mark the batch processed only if nobody else has."""
+    result = conn.execute(
+        update(webhook_batches)
+        .where(webhook_batches.c.id == batch_id, webhook_batches.c.processed_at.is_(None))
+        .values(processed_at=now, **values)
+    )
+    return result.rowcount == 1
+
+
 def split_pending(engine: Engine, *, now: datetime, limit: int = 50) -> SplitResult:
     """Split up to `limit` pending batches; return counts."""
     result = SplitResult()
-    unparseable: list[tuple[bytes, str, str]] = []
-    with engine.begin() as conn:
-        query = (
+    with engine.connect() as conn:
+        pending = conn.execute(
             select(
                 webhook_batches.c.id,
                 webhook_batches.c.body,
@@ -81,48 +93,41 @@ def split_pending(engine: Engine, *, now: datetime, limit: int = 50) -> SplitRes
             .where(webhook_batches.c.processed_at.is_(None))
             .order_by(webhook_batches.c.id)
             .limit(limit)
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        for batch in conn.execute(query).all():
-            result.batches += 1
-            try:
-                parsed = parse(
-                    batch.body, received_at=batch.received_at, portal_hint=batch.portal_hint
-                )
-            except PayloadError as exc:
-                # Intake validated it, so this means the parser changed; keep it visible.
+        ).all()
+    for batch in pending:
+        try:
+            parsed = parse(batch.body, received_at=batch.received_at, portal_hint=batch.portal_hint)
+        except PayloadError as exc:
+            # Intake validated it, so the parser must have changed; keep the body visible.
+            with write_transaction(engine, background=True) as conn:
+                claimed = _claim(conn, batch.id, now, error=str(exc)[:4000], events_total=0)
+            if claimed:
+                result.batches += 1
                 result.failed += 1
                 log.error("stored batch %s no longer parses: %s", batch.id, exc)
-                conn.execute(
-                    update(webhook_batches)
-                    .where(webhook_batches.c.id == batch.id)
-                    .values(processed_at=now, error=str(exc)[:4000], events_total=0)
+                store_dead_letter(
+                    engine,
+                    body=batch.body,
+                    reason=str(exc),
+                    received_at=now,
+                    source="hubspot_batch",
+                    signature_version=batch.signature_version,
                 )
-                unparseable.append((batch.body, str(exc), batch.signature_version))
-                continue
-            rows = [_row(ev, batch.id, batch.received_at) for ev in parsed.events]
+            continue
+        rows = [_row(ev, batch.id, batch.received_at) for ev in parsed.events]
+        with write_transaction(engine, background=True) as conn:
+            if not _claim(conn, batch.id, now, events_total=len(rows)):
+                continue  # another worker split it first
             new = _insert_ignore(conn, rows)
-            dup = len(rows) - new
             conn.execute(
                 update(webhook_batches)
                 .where(webhook_batches.c.id == batch.id)
-                .values(
-                    processed_at=now, events_total=len(rows), events_new=new, events_duplicate=dup
-                )
+                .values(events_new=new, events_duplicate=len(rows) - new)
             )
-            result.events += len(rows)
-            result.new += new
-            result.duplicates += dup
-    for body, reason, version in unparseable:  # after commit: SQLite has one writer
-        store_dead_letter(
-            engine,
-            body=body,
-            reason=reason,
-            received_at=now,
-            source="hubspot_batch",
-            signature_version=version,
-        )
+        result.batches += 1
+        result.events += len(rows)
+        result.new += new
+        result.duplicates += len(rows) - new
     if result.new:
         metrics.EVENTS_STORED.inc(result.new)
     if result.duplicates:

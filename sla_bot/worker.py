@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from sla_bot.db.engine import checkpoint
 from sla_bot.splitter import split_pending
 from sla_bot.web.services import Services
 
@@ -38,12 +39,17 @@ def reload_rules(services: Services) -> None:
         services.rules.reload_if_changed()
 
 
+def checkpoint_wal(services: Services) -> None:
+    checkpoint(services.engine)
+
+
 def jobs(services: Services) -> list[tuple[str, Callable[[], None], float]]:
     """(name, callable, interval seconds) for every periodic job."""
     interval = services.settings.worker_interval_seconds
     return [
         ("split-webhook-batches", lambda: split_once(services), min(interval, 0.5)),
         ("reload-rules", lambda: reload_rules(services), 2.0),
+        ("checkpoint-sqlite-wal", lambda: checkpoint_wal(services), 1.0),
     ]
 
 

@@ -41,6 +41,10 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        return self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> ServiceProcess:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -45,6 +45,7 @@ class WebhookEvent:
     property_value: str | None
     change_source: str | None
     attempt_number: int
+    batch_index: int  # position in the stored raw body, which stays the record of truth
     raw: dict[str, Any]
 
     @property
@@ -63,6 +64,11 @@ class WebhookEvent:
 class Parsed:
     source: str  # "webhooks_api" | "workflow"
     events: list[WebhookEvent]
+    count: int = -1  # number of events; set by `validate`, which builds no event objects
+
+    @property
+    def size(self) -> int:
+        return self.count if self.count >= 0 else len(self.events)
 
 
 def _int(value: Any) -> int | None:
@@ -81,69 +87,105 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def parse(body: bytes, *, received_at: datetime, portal_hint: int | None = None) -> Parsed:
-    """Parse and validate a webhook body; raise PayloadError listing what is wrong."""
+def _load(body: bytes) -> Any:
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except UnicodeDecodeError:
         raise PayloadError(["body is not UTF-8"]) from None
     except json.JSONDecodeError as exc:
         raise PayloadError(
             [f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
         ) from None
+
+
+def _wrong_shape(data: Any) -> PayloadError:
+    return PayloadError(
+        [f"expected a JSON array of events or a workflow object, got {type(data).__name__}"]
+    )
+
+
+def validate(body: bytes, *, received_at: datetime, portal_hint: int | None = None) -> Parsed:
+    """The request path's check: same rules as `parse`, without building event objects.
+
+    Returns a Parsed whose `events` is empty for Webhooks-API arrays (only `count` is known).
+    """
+    data = _load(body)
+    if isinstance(data, list):
+        if not data:
+            raise PayloadError(["empty event array"])
+        errors = [e for i, item in enumerate(data) if (e := _check_event(i, item)) is not None]
+        if errors:
+            raise PayloadError(errors)
+        return Parsed("webhooks_api", [], count=len(data))
+    if isinstance(data, dict):
+        return Parsed("workflow", [_parse_workflow(data, body, received_at, portal_hint)])
+    raise _wrong_shape(data)
+
+
+def parse(body: bytes, *, received_at: datetime, portal_hint: int | None = None) -> Parsed:
+    """Parse and validate a webhook body into events; raise PayloadError listing what is wrong."""
+    data = _load(body)
     if isinstance(data, list):
         return Parsed("webhooks_api", _parse_events(data))
     if isinstance(data, dict):
         return Parsed("workflow", [_parse_workflow(data, body, received_at, portal_hint)])
-    raise PayloadError(
-        [f"expected a JSON array of events or a workflow object, got {type(data).__name__}"]
-    )
+    raise _wrong_shape(data)
+
+
+def _check_event(i: int, item: Any) -> str | None:
+    """Why event `i` is unusable, or None. Shared by `validate` and `parse`."""
+    # Fast path for what HubSpot actually sends (exact ints and a string type): this runs for
+    # every event on the webhook request path, so it must cost about a microsecond.
+    if type(item) is dict:
+        kind = item.get("subscriptionType") or item.get("eventType")
+        obj = item.get("objectId", item.get("primaryObjectId"))
+        if (
+            type(kind) is str
+            and type(item.get("portalId")) is int
+            and type(obj) is int
+            and type(item.get("occurredAt")) is int
+        ):
+            return None
+    if not isinstance(item, dict):
+        return f"event {i}: expected an object, got {type(item).__name__}"
+    kind = item.get("subscriptionType", item.get("eventType"))
+    missing = []
+    if not isinstance(kind, str) or not kind:
+        missing.append("subscriptionType")
+    if _int(item.get("portalId")) is None:
+        missing.append("portalId")
+    if _int(item.get("objectId", item.get("primaryObjectId"))) is None:
+        missing.append("objectId")
+    if _int(item.get("occurredAt")) is None:
+        missing.append("occurredAt")
+    return f"event {i}: missing or invalid {', '.join(missing)}" if missing else None
 
 
 def _parse_events(items: list[Any]) -> list[WebhookEvent]:
     if not items:
         raise PayloadError(["empty event array"])
-    events: list[WebhookEvent] = []
-    errors: list[str] = []
+    errors = [e for i, item in enumerate(items) if (e := _check_event(i, item)) is not None]
+    if errors:
+        raise PayloadError(errors)
+    events = []
     for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors.append(f"event {i}: expected an object, got {type(item).__name__}")
-            continue
-        kind = item.get("subscriptionType", item.get("eventType"))
-        portal = _int(item.get("portalId"))
-        obj = _int(item.get("objectId", item.get("primaryObjectId")))
-        occurred = _int(item.get("occurredAt"))
-        missing = [
-            name
-            for name, value in (
-                ("subscriptionType", kind if isinstance(kind, str) and kind else None),
-                ("portalId", portal),
-                ("objectId", obj),
-                ("occurredAt", occurred),
-            )
-            if value is None
-        ]
-        if missing:
-            errors.append(f"event {i}: missing or invalid {', '.join(missing)}")
-            continue
         prop = item.get("propertyName")
         events.append(
             WebhookEvent(
-                portal_id=portal,  # type: ignore[arg-type]
-                object_id=obj,  # type: ignore[arg-type]
-                subscription_type=kind[:64],  # type: ignore[index]
+                portal_id=_int(item["portalId"]),  # type: ignore[arg-type]
+                object_id=_int(item.get("objectId", item.get("primaryObjectId"))),  # type: ignore[arg-type]
+                subscription_type=item.get("subscriptionType", item.get("eventType"))[:64],
                 subscription_id=_int(item.get("subscriptionId")) or 0,
                 event_id=_int(item.get("eventId")) or 0,
-                occurred_at_ms=occurred,  # type: ignore[arg-type]
+                occurred_at_ms=_int(item["occurredAt"]),  # type: ignore[arg-type]
                 property_name=prop[:255] if isinstance(prop, str) else "",
                 property_value=_str_or_none(item.get("propertyValue")),
                 change_source=_str_or_none(item.get("changeSource")),
                 attempt_number=_int(item.get("attemptNumber")) or 0,
+                batch_index=i,
                 raw=item,
             )
         )
-    if errors:
-        raise PayloadError(errors)
     return events
 
 
@@ -205,5 +247,6 @@ def _parse_workflow(
         property_value=None,
         change_source="WORKFLOW",
         attempt_number=0,
+        batch_index=0,
         raw=data,
     )

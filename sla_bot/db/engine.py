@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 
-def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 800) -> Engine:
+def make_engine(
+    url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 800, autocheckpoint: bool = True
+) -> Engine:
     """Build an engine tuned for many short transactions from several processes.
 
     SQLite: WAL so readers never block the writer; `synchronous=FULL` by default so an
@@ -33,16 +40,86 @@ def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 8
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.execute("PRAGMA foreign_keys=ON")
+            if not autocheckpoint:
+                # Web connections leave checkpoints (copying the WAL back and fsyncing, tens of
+                # ms inside some webhook's COMMIT) to the worker, which runs one every second;
+                # 10,000 pages (~40 MB) is only a safety net for a web process without a worker.
+                cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # IMMEDIATE takes the write lock up front: no deadlock-prone lock upgrades.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Read-then-write transactions ask for IMMEDIATE (see `immediate`) so they take the
+            # write lock up front instead of failing on a lock upgrade; the rest stay deferred
+            # so reads never queue behind the writer.
+            immediate = conn.get_execution_options().get("sqlite_immediate", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+def immediate(engine: Engine) -> Engine:
+    """The same engine, but its SQLite transactions take the write lock at BEGIN (cached)."""
+    cached = engine.__dict__.get("_sla_bot_immediate")
+    if cached is None:
+        cached = engine.execution_options(sqlite_immediate=True)
+        engine.__dict__["_sla_bot_immediate"] = cached
+    return cached
+
+
+def checkpoint(engine: Engine) -> None:
+    """Fold the SQLite WAL back into the database without blocking readers or writers."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def write_transaction(engine: Engine, *, background: bool = False) -> Iterator[Connection]:
+    """A write transaction; on a SQLite file, writers first queue on OS file locks.
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms, so under load a webhook could
+    wait far longer than the writer ahead of it took. `flock` waiters wake the moment the lock
+    is released. Webhook intake has priority: it holds a shared "intent" lock while it waits,
+    and `background` writers (the worker) yield while anyone holds it, for at most
+    BACKGROUND_MAX_YIELD seconds so the worker is slowed, never starved. The kernel drops the
+    locks if a holder dies. PostgreSQL needs none of this.
+    """
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        with engine.begin() as conn:
+            yield conn
+        return
+    intent = os.open(f"{path}-intent.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    writer = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if background:
+            _yield_to_foreground(intent)
+        else:
+            fcntl.flock(intent, fcntl.LOCK_SH)
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        with immediate(engine).begin() as conn:
+            yield conn
+    finally:
+        os.close(writer)  # closing releases the locks
+        os.close(intent)
+
+
+BACKGROUND_MAX_YIELD = 2.0
+
+
+def _yield_to_foreground(intent: int) -> None:
+    deadline = time.monotonic() + BACKGROUND_MAX_YIELD
+    while time.monotonic() < deadline:
+        try:
+            fcntl.flock(intent, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            time.sleep(0.002)  # a webhook is waiting or writing: let it go first
+            continue
+        fcntl.flock(intent, fcntl.LOCK_UN)
+        return

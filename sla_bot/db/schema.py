@@ -70,7 +70,7 @@ webhook_events = Table(
     Column("property_value", Text, nullable=True),
     Column("change_source", String(64), nullable=True),
     Column("attempt_number", Integer, nullable=False, server_default="0"),
-    Column("payload", Text, nullable=False),  # the event's JSON object, for audit and replay
+    Column("batch_index", Integer, nullable=False),  # position in the raw batch body
     Column("batch_id", BigId, ForeignKey("webhook_batches.id"), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
     Column("processed_at", UTCDateTime, nullable=True),

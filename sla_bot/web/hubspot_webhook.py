@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
 
 from integrations.hubspot import signatures
-from integrations.hubspot.payloads import PayloadError, parse
+from integrations.hubspot.payloads import PayloadError, validate
 from sla_bot import metrics
 from sla_bot.intake import store_batch, store_dead_letter
 from sla_bot.web.errors import json_error
@@ -98,7 +98,7 @@ def receive() -> Response:
     portal_hint = _portal_hint()
     try:
         try:
-            parsed = parse(body, received_at=now, portal_hint=portal_hint)
+            parsed = validate(body, received_at=now, portal_hint=portal_hint)
         except PayloadError as exc:
             store_dead_letter(
                 services.engine,
@@ -122,5 +122,5 @@ def receive() -> Response:
     except OperationalError:
         log.exception("could not store webhook; answering 503 so HubSpot retries")
         return _reject(503, "unavailable", "storage unavailable, retry later")
-    metrics.EVENTS_RECEIVED.inc(len(parsed.events))
-    return jsonify({"received": len(parsed.events)})
+    metrics.EVENTS_RECEIVED.inc(parsed.size)
+    return jsonify({"received": parsed.size})

@@ -20,10 +20,16 @@ class Services:
     rules: Any = None  # sla_bot.rules.holder.RulesHolder once rules are loaded
 
     @classmethod
-    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Services:
+    def from_settings(
+        cls, settings: Settings, clock: Clock | None = None, *, worker: bool = False
+    ) -> Services:
+        """`worker=True`: SQLite commits skip the fsync (synchronous=NORMAL). Safe in WAL mode:
+        a later webhook commit syncs them, and a worker transaction lost to power failure
+        rolls back its claim with it, so the work is simply done again."""
         engine = make_engine(
             settings.database_url,
-            synchronous=settings.sqlite_synchronous,
+            synchronous="NORMAL" if worker else settings.sqlite_synchronous,
             busy_timeout_ms=settings.db_busy_timeout_ms,
+            autocheckpoint=worker,
         )
         return cls(settings=settings, engine=engine, clock=clock or SystemClock())

@@ -52,7 +52,7 @@ def upgrade() -> None:
         sa.Column("property_value", sa.Text, nullable=True),
         sa.Column("change_source", sa.String(64), nullable=True),
         sa.Column("attempt_number", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("batch_index", sa.Integer, nullable=False),
         sa.Column("batch_id", BigId, nullable=False),
         sa.Column("received_at", UTCDateTime, nullable=False),
         sa.Column("processed_at", UTCDateTime, nullable=True),

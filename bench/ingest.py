@@ -1,0 +1,277 @@
+"""Benchmark: durable webhook intake vs a bare Flask app that only returns 204.
+
+Both run under the same gunicorn settings (sync workers, SLA_BOT_WEB_WORKERS). The load
+generator posts distinct, v3-signed 100-event batches at a fixed concurrency on loopback, from
+several processes so the client's GIL is not the bottleneck. It prints requests/s, events/s and
+p50/p99 latency for each target and the ratio.
+
+    python bench/ingest.py                       # SQLite (default), 10 s per target
+    python bench/ingest.py --database-url postgresql+psycopg://postgres@127.0.0.1/test
+
+Target: the durable endpoint reaches >= 50% of the bare endpoint's requests/s, with p99 < 100 ms.
+The load generator shares the machine's cores with the server: compare ratios from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.service_process import ServiceProcess, free_port  # noqa: E402
+from tests.signing import SECRET, event, signed_headers  # noqa: E402
+
+EVENTS_PER_BATCH = 100
+
+
+def _bodies(worker: int, count: int, port: int) -> list[tuple[bytes, dict[str, str]]]:
+    url = f"http://127.0.0.1:{port}/webhooks/hubspot"
+    out = []
+    now = datetime.now(UTC)
+    for i in range(count):
+        base = (worker * 1_000_000 + i) * EVENTS_PER_BATCH
+        events = [event(base + j, object_id=base + j) for j in range(EVENTS_PER_BATCH)]
+        body = json.dumps(events).encode()
+        out.append((body, signed_headers(body, now=now, url=url)))
+    return out
+
+
+def _client(args: tuple[int, int, int, float, int]) -> list[float]:
+    """One load process: `threads` closed-loop clients for `seconds`; returns latencies (s)."""
+    import threading
+
+    worker, port, threads, seconds, prepared = args
+    payloads = _bodies(worker, prepared, port)
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def loop(tid: int) -> None:
+        i = tid
+        mine: list[float] = []
+        while time.perf_counter() < stop_at:
+            body, headers = payloads[i % len(payloads)]
+            i += threads
+            t0 = time.perf_counter()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request("POST", "/webhooks/hubspot", body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status in (200, 204)
+            except OSError:
+                ok = False
+            finally:
+                conn.close()
+            if ok:
+                mine.append(time.perf_counter() - t0)
+            else:
+                errors[0] += 1
+        with lock:
+            latencies.extend(mine)
+
+    pool = [threading.Thread(target=loop, args=(t,)) for t in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors[0]:
+        print(f"  client {worker}: {errors[0]} failed requests", file=sys.stderr)
+    return latencies
+
+
+def drive(port: int, concurrency: int, seconds: float, processes: int) -> dict[str, float]:
+    per_proc = [
+        concurrency // processes + (1 if i < concurrency % processes else 0)
+        for i in range(processes)
+    ]
+    prepared = int(4000 * seconds / 10 / processes) + 200
+    with mp.get_context("spawn").Pool(processes) as pool:
+        results = pool.map(
+            _client, [(i, port, n, seconds, prepared) for i, n in enumerate(per_proc)]
+        )
+    lat = sorted(x for r in results for x in r)
+    n = len(lat)
+    if n == 0:
+        raise SystemExit("no successful requests")
+    return {
+        "requests": n,
+        "rps": n / seconds,
+        "eps": n * EVENTS_PER_BATCH / seconds,
+        "p50_ms": lat[n // 2] * 1000,
+        "p99_ms": lat[min(n - 1, int(n * 0.99))] * 1000,
+    }
+
+
+def drive_wrk(port: int, concurrency: int, seconds: float, workdir: Path) -> dict[str, float]:
+    """Drive with wrk (C, cheap on CPU), cycling through pre-signed distinct batches."""
+    import re
+    import shutil
+    import subprocess
+
+    payloads = _bodies(9, 300, port)
+    lines = ["local reqs = {}", "local i = 0", "init = function(args)"]
+    for body, headers in payloads:
+        h = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
+        lines.append(
+            f'  reqs[#reqs + 1] = wrk.format("POST", "/webhooks/hubspot", {{{h}}}, '
+            f"[==[{body.decode()}]==])"
+        )
+    lines += ["end", "request = function() i = i % #reqs + 1; return reqs[i] end"]
+    script = workdir / f"wrk-{port}.lua"
+    script.write_text("\n".join(lines))
+    threads = max(1, min(2, concurrency))
+    out = subprocess.run(
+        [
+            shutil.which("wrk") or "wrk",
+            f"-t{threads}",
+            f"-c{concurrency}",
+            f"-d{int(seconds)}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/webhooks/hubspot",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        print(f"  wrk: {bad.group(1)} non-2xx responses", file=sys.stderr)
+
+    def ms(label: str) -> float:
+        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        assert m, out
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {
+        "requests": rps * seconds,
+        "rps": rps,
+        "eps": rps * EVENTS_PER_BATCH,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument(
+        "--command",
+        choices=["serve", "web"],
+        default="serve",
+        help="serve: web + worker splitting concurrently (default); web: intake only",
+    )
+    parser.add_argument("--database-url", default=None, help="default: a temp SQLite file")
+    parser.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    parser.add_argument(
+        "--client",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="load generator: wrk if installed (apt-get install wrk), else Python",
+    )
+    args = parser.parse_args()
+    import shutil
+
+    use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
+
+    workdir = Path(tempfile.mkdtemp(prefix="sla-bot-bench-"))
+    db_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    env = {
+        "DATABASE_URL": db_url,
+        "HUBSPOT_CLIENT_SECRET": SECRET,
+        "SLA_BOT_WEB_WORKERS": str(args.workers),
+        "SLA_BOT_SQLITE_SYNCHRONOUS": args.sqlite_synchronous,
+        "SLA_BOT_RULES_DIR": os.environ.get("SLA_BOT_RULES_DIR", str(ROOT / "rules")),
+        "SLA_BOT_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    print(
+        f"gunicorn sync workers={args.workers}, concurrency={args.concurrency}, "
+        f"{EVENTS_PER_BATCH}-event v3-signed batches, {args.seconds:.0f} s per target"
+    )
+    print(f"service command: sla-bot {args.command}")
+    print(f"database: {db_url.split('@')[-1]}  (SQLite synchronous={args.sqlite_synchronous})")
+    print(f"load generator: {'wrk' if use_wrk else 'Python (install wrk for a cheaper client)'}")
+
+    def run(port: int) -> dict[str, float]:
+        if use_wrk:
+            drive_wrk(port, args.concurrency, 1.0, workdir)  # warm-up
+            return drive_wrk(port, args.concurrency, args.seconds, workdir)
+        drive(port, args.concurrency, 1.0, args.client_processes)
+        return drive(port, args.concurrency, args.seconds, args.client_processes)
+
+    rows = {}
+    bare = BareProcess(env, workdir, free_port()).start()
+    try:
+        rows["bare 204"] = run(bare.port)
+    finally:
+        bare.stop()
+    if args.command == "web":
+        import subprocess
+
+        subprocess.run(
+            [sys.executable, "-m", "sla_bot", "db", "upgrade"],
+            cwd=workdir,
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
+    service = ServiceProcess(args.command, env, workdir, free_port()).start()
+    try:
+        rows["sla-bot"] = run(service.port)
+    finally:
+        service.stop()
+
+    print(f"\n{'target':<10} {'req/s':>8} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, r in rows.items():
+        print(
+            f"{name:<10} {r['rps']:>8.0f} {r['eps']:>10.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}"
+        )
+    ratio = rows["sla-bot"]["rps"] / rows["bare 204"]["rps"]
+    p99 = rows["sla-bot"]["p99_ms"]
+    print(
+        f"\nratio sla-bot/bare requests/s: {ratio:.2f}  (target >= 0.50: "
+        f"{'met' if ratio >= 0.5 else 'MISSED'})"
+    )
+    print(f"sla-bot p99: {p99:.1f} ms  (target < 100 ms: {'met' if p99 < 100 else 'MISSED'})")
+
+
+class BareProcess(ServiceProcess):
+    """The baseline app under the same WebServer settings."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, port: int) -> None:
+        super().__init__("bare", env, cwd, port)
+
+    def start(self, timeout: float = 30.0) -> BareProcess:
+        import subprocess
+
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "bare_server.py")],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self._wait_ready(timeout)
+
+
+if __name__ == "__main__":
+    main()

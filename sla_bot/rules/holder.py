@@ -1,0 +1,136 @@
+"""RulesHolder: the rules in force, hot-reloaded when the files change, never replaced by bad ones.
+
+`reload_if_changed` is meant to be called every couple of seconds. Its common path is a stat()
+of each rule file; only when names, sizes or mtimes change are the files read and hashed, and only
+when the content hash changes are they parsed and validated. An invalid edit keeps the last good
+rules in force and records the errors for /readyz and the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sla_bot.clock import Clock, SystemClock
+from sla_bot.rules.errors import RuleError
+from sla_bot.rules.loader import Source, content_version, load_sources, rule_files
+from sla_bot.rules.ruleset import RuleSet, snapshot_hash
+
+log = logging.getLogger(__name__)
+
+Signature = tuple[tuple[str, int, int], ...]
+
+
+class NoRulesLoaded(RuntimeError):
+    """No valid rules have been loaded yet; `errors` says why."""
+
+
+@dataclass(frozen=True)
+class LoadedRules:
+    """One good load: the rules, their content hash and when they were loaded."""
+
+    ruleset: RuleSet
+    version: str
+    loaded_at: datetime
+
+    def policy_snapshot(self, name: str) -> dict[str, Any]:
+        """The JSON-able snapshot a lead stores when it starts under policy `name`."""
+        return self.ruleset.policy_snapshot(name)
+
+    def policy_hash(self, name: str) -> str:
+        return snapshot_hash(self.policy_snapshot(name))
+
+
+class RulesHolder:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        on_error: Callable[[list[RuleError]], None] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self._on_error = on_error
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._current: LoadedRules | None = None
+        self._errors: list[RuleError] = []
+        self._signature: Signature | None = None
+        self._attempted: str | None = None  # content hash of the latest attempt, good or bad
+
+    def current(self) -> LoadedRules:
+        """The last good rules; raises NoRulesLoaded if there never were any."""
+        current = self._current
+        if current is None:
+            detail = "; ".join(str(e) for e in self._errors) or "reload_if_changed() not called"
+            raise NoRulesLoaded(f"no valid rules loaded from {self.directory}: {detail}")
+        return current
+
+    @property
+    def loaded(self) -> bool:
+        return self._current is not None
+
+    @property
+    def errors(self) -> list[RuleError]:
+        """Errors of the latest attempt; [] when it was good."""
+        return list(self._errors)
+
+    def reload_if_changed(self) -> bool:
+        """Load new rules if the files changed; True only when new rules were put in force."""
+        with self._lock:
+            try:
+                signature = self._scan()
+            except OSError as exc:
+                problem = f"cannot read: {exc}"
+                if self._attempted == problem:
+                    return False  # same failure as last time: already reported
+                self._signature, self._attempted = None, problem
+                return self._failed([RuleError(str(self.directory), 0, 0, problem)])
+            if signature == self._signature:
+                return False
+            try:
+                sources = [
+                    Source(str(self.directory / name), (self.directory / name).read_text("utf-8"))
+                    for name, _, _ in signature
+                ]
+            except (OSError, UnicodeDecodeError) as exc:
+                return self._failed([RuleError(str(self.directory), 0, 0, f"cannot read: {exc}")])
+            self._signature = signature
+            version = content_version(sources)
+            if version == self._attempted:
+                return False  # touched but not changed
+            self._attempted = version
+            if not sources:
+                return self._failed([RuleError(str(self.directory), 0, 0, "no *.yaml rule files")])
+            result = load_sources(sources, year=self._clock.now().year)
+            if result.ruleset is None:
+                return self._failed(result.errors)
+            self._current = LoadedRules(result.ruleset, version, self._clock.now())
+            self._errors = []
+            log.info("rules %s loaded from %d file(s)", version, len(sources))
+            return True
+
+    def _scan(self) -> Signature:
+        if not self.directory.is_dir():
+            raise NotADirectoryError(f"{self.directory} is not a directory")
+        out = []
+        for path in rule_files(self.directory):
+            st = path.stat()
+            out.append((path.name, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def _failed(self, errors: list[RuleError]) -> bool:
+        self._errors = errors
+        log.warning(
+            "rules not reloaded: %d error(s); %s",
+            len(errors),
+            "previous rules stay in force" if self._current else "no rules in force",
+        )
+        if self._on_error is not None:
+            self._on_error(errors)
+        return False

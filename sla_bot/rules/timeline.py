@@ -1,0 +1,312 @@
+"""The timeline of one lead: every deadline and notification, computed from rules and facts only.
+
+This is the single source of truth for "what happens when": `rules simulate` prints it and the
+SLA engine runs it, using each step's stable `key` for idempotent outbox rows. It is pure: no
+clock, no I/O; `now` is a parameter.
+
+Facts are the contact's current properties and the touches so far (touches after `now` are
+ignored). Every step is "fired" (due at or before `now`; with no `now`, at the end of the
+timeline, everything that would fire), "pending", "cancelled" or "paused"; see conditions.py for
+how properties cancel or hold steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sla_bot.businesstime import BusinessCalendar
+from sla_bot.durations import Duration
+from sla_bot.rules import conditions as cond
+from sla_bot.rules.people import People, Recipient
+from sla_bot.rules.policy import Action, Policy
+from sla_bot.rules.ruleset import RuleSet
+from sla_bot.rules.select import Props, instant_of, text_of
+from sla_bot.rules.steps import (
+    CANCELLED,
+    FIRED,
+    PAUSED,
+    PENDING,
+    Owner,
+    Step,
+    Timeline,
+    Touch,
+    business_seconds,
+    cancel,
+)
+
+__all__ = ["CANCELLED", "FIRED", "PAUSED", "PENDING", "Step", "Timeline", "Touch"]
+CLOCK_PROPERTY = {"created": "createdate", "owner_assigned": "hubspot_owner_assigneddate"}
+
+
+def build_timeline(
+    rules: RuleSet,
+    portal_id: int | None,
+    properties: Props,
+    *,
+    touches: Sequence[Touch] = (),
+    now: datetime | None = None,
+    policy: str | None = None,
+) -> Timeline:
+    """Everything that happens to one lead under the rules (or under `policy`, when pinned).
+
+    The owner is `hubspot_owner_id` (or `hubspot_owner_email`, if the caller resolved it) looked
+    up in the teams; the clock starts at `createdate` or `hubspot_owner_assigneddate`.
+    """
+    if policy is not None:
+        name: str | None = policy
+        explanation = f"policy '{policy}' pinned by the lead's snapshot"
+    else:
+        route = rules.route(portal_id, properties)
+        name, explanation = route.policy, route.explain()
+    base = Timeline(portal_id, name, explanation, "ignored", now=now)
+    if name is None:
+        return base
+    return _Builder(rules, rules.policies[name], properties, touches, now).build(base)
+
+
+class _Builder:
+    def __init__(
+        self,
+        rules: RuleSet,
+        policy: Policy,
+        props: Props,
+        touches: Sequence[Touch],
+        now: datetime | None,
+    ) -> None:
+        self.rules, self.p, self.props, self.now = rules, policy, props, now
+        owner_id = text_of(props.get("hubspot_owner_id"))
+        email = text_of(props.get("hubspot_owner_email"))
+        found = rules.find_member(owner_id=owner_id, email=email, prefer_team=policy.team)
+        self.team_name = found[0] if found else policy.team
+        self.member = found[1] if found else None
+        label = self.member.label() if self.member else f"owner {owner_id}"
+        self.owner = Owner(owner_id, label, self.team_name) if owner_id or self.member else None
+        self.touches = tuple(
+            sorted((t for t in touches if now is None or t.at <= now), key=lambda t: t.at)
+        )
+        self.reassign_at: list[datetime] = []
+
+    def build(self, base: Timeline) -> Timeline:
+        p = self.p
+        base = replace(base, owner=self.owner, team=self.team_name)
+        start = instant_of(self.props.get(CLOCK_PROPERTY[p.first_touch.clock_starts]))
+        if start is None:
+            why = "createdate is missing" if p.first_touch.clock_starts == "created" else "no owner"
+            explanation = f"{base.match_explanation}; the clock has not started ({why})"
+            return replace(base, status="waiting", match_explanation=explanation)
+        team = self.rules.teams.get(self.team_name or "")
+        cal_name = self.rules.calendar_name(p, team, self.member)
+        if cal_name is None:
+            raise ValueError(f"no calendar for this lead under policy {base.policy!r}")
+        year = (self.now or start).year
+        tz = self.member.timezone if self.member and not p.calendar else None
+        self.cal: BusinessCalendar = self.rules.calendar(cal_name, year=year, tz=tz)
+        self.people = People(self.rules, p, self.team_name, self.member, year)
+        self.start = start
+        self.touches = tuple(t for t in self.touches if t.at >= start)
+        at = self.now or (self.touches[-1].at if self.touches else start)
+        facts = cond.read_facts(p, self.props, self.touches, at)
+        steps = self._first_touch() + self._cadence(facts.resume_at)
+        steps = self._conditions(steps, facts)
+        steps = sorted((self._state(s) for s in steps), key=lambda s: (s.due_at, s.key))
+        return replace(
+            base,
+            status=cond.status(steps, facts, p, touched=bool(self.touches), now=self.now),
+            calendar_name=cal_name,
+            timezone=self.cal.tz.key,
+            clock_start=start,
+            business_start=self.cal.next_open(start) if p.first_touch.within.business else start,
+            touches=self.touches,
+            steps=steps,
+        )
+
+    # --- building blocks -----------------------------------------------------------------------
+
+    def add(self, t: datetime, d: Duration) -> datetime:
+        return self.cal.add(t, d)
+
+    def _step(
+        self, kind: str, key: str, due: datetime, actions: Sequence[Action], **detail: Any
+    ) -> Step:
+        recipients: list[Recipient] = []
+        merged = dict(detail)
+        first = self.touches[0].at if self.touches else None
+        # A reassignment earlier in the ladder (that no touch pre-empted) changed the owner.
+        reassigned = any(t < due and (first is None or first > t) for t in self.reassign_at)
+        for action in actions:  # in order: "reassign, notify_owner" tells the new owner
+            got, extra = self.people.recipients(action, due, reassigned=reassigned)
+            recipients += got
+            merged |= extra
+            reassigned = reassigned or action.kind == "reassign"
+        return Step(kind, key, due, tuple(recipients), tuple(a.kind for a in actions), merged)
+
+    def _state(self, s: Step) -> Step:
+        if s.state in (CANCELLED, PAUSED):
+            return s
+        return replace(s, state=FIRED if self.now is None or s.due_at <= self.now else PENDING)
+
+    # --- first touch and escalation ladder ----------------------------------------------------
+
+    def _warning_at(self, breach: datetime) -> datetime | None:
+        ft = self.p.first_touch
+        if ft.warning is None:
+            return None
+        at, within = ft.warning.at, ft.within
+        if at.fraction is not None and within.business:
+            left = round(within.business_seconds(self.cal) * at.fraction)
+            return self.add(self.start, business_seconds(left))
+        if at.fraction is not None:
+            return self.start + within.as_timedelta() * at.fraction
+        assert at.before is not None
+        if at.before.business:  # validation ensures the target is business time too
+            left = within.business_seconds(self.cal) - at.before.business_seconds(self.cal)
+            return self.add(self.start, business_seconds(max(left, 0)))
+        return breach - at.before.as_timedelta()
+
+    def _first_touch(self) -> list[Step]:
+        ft = self.p.first_touch
+        breach = self.add(self.start, ft.within)
+        steps: list[Step] = []
+        warn = self._warning_at(breach)
+        if warn is not None and ft.warning is not None:
+            steps.append(
+                self._step(
+                    "warning",
+                    "first_touch.warning",
+                    warn,
+                    ft.warning.do,
+                    target=ft.within.text,
+                    deadline=breach.isoformat(),
+                )
+            )
+        steps.append(self._step("breach", "first_touch.breach", breach, (), target=ft.within.text))
+        for i, rung in enumerate(self.p.escalation, start=1):
+            due = self.add(breach, rung.after)
+            dues = [(f"ladder.{i}", due)]
+            for r in range(1, (rung.repeat.times if rung.repeat else 0) + 1):
+                assert rung.repeat is not None
+                due = self.add(due, rung.repeat.every)
+                dues.append((f"ladder.{i}#r{r}", due))
+            for key, when in dues:
+                steps.append(self._step("escalation", key, when, rung.do, after=rung.after.text))
+                if any(a.kind == "reassign" for a in rung.do):
+                    self.reassign_at.append(when)
+        if not self.touches:
+            return steps
+        # Everything above is about the first touch: a touch in time cancels it.
+        first = self.touches[0].at
+        late = self.cal.elapsed(breach, first) if ft.within.business else first - breach
+        return [
+            cancel(s, f"first touch at {first.isoformat()}")
+            if first <= s.due_at
+            else replace(s, detail={**s.detail, "late_by_seconds": int(late.total_seconds())})
+            if s.kind == "breach"
+            else s
+            for s in steps
+        ]
+
+    # --- cadence -------------------------------------------------------------------------------
+
+    def _cadence(self, resume_at: datetime | None) -> list[Step]:
+        """Gap nudges for the next missing touch, the window's end and recycling."""
+        c = self.p.cadence
+        if c is None:
+            return []
+        anchor = resume_at or self.start  # a pause with a resume date restarts the window
+        end = self.add(anchor, c.within)
+        touches, n = self.touches, len(self.touches)
+        steps: list[Step] = []
+        for k in range(2, min(c.min_touches, n + 1) + 1) if c.max_gap else ():
+            assert c.max_gap is not None
+            prev = touches[k - 2].at
+            due = self.add(max(prev, anchor) if k == n + 1 else prev, c.max_gap)
+            if k == n + 1 and due >= end:
+                break  # the window's end comes first
+            step = self._step(
+                "cadence_gap",
+                f"cadence.touch{k}.due",
+                due,
+                c.on_missed_gap,
+                touch=k,
+                max_gap=c.max_gap.text,
+            )
+            if k <= n and touches[k - 1].at <= due:
+                step = cancel(step, f"touch {k} at {touches[k - 1].at.isoformat()}")
+            steps.append(step)
+        done_at = end
+        if c.max_touches is not None and n >= c.max_touches:
+            done_at = min(end, touches[c.max_touches - 1].at)
+        count = sum(1 for t in touches if t.at <= done_at)
+        steps.append(
+            self._step(
+                "cadence_end",
+                "cadence.end",
+                done_at,
+                (),
+                touches=count,
+                min_touches=c.min_touches,
+                max_touches=c.max_touches,
+                short_by=max(c.min_touches - count, 0),
+            )
+        )
+        r = self.p.recycle
+        if r is not None:
+            step = self._step(
+                "recycle",
+                "recycle",
+                done_at,
+                (),
+                reason=r.reason,
+                update_property=dict(r.update_property),
+                touches=count,
+            )
+            if r.notify_channel:
+                channel = self.people.channel(r.notify_channel, done_at)
+                step = replace(
+                    step, recipients=(channel,), actions=("update_property", "notify_channel")
+                )
+            steps.append(step)
+        return steps
+
+    # --- conditions from properties -------------------------------------------------------------
+
+    def _conditions(self, steps: list[Step], facts: cond.Facts) -> list[Step]:
+        steps = cond.after_connect(steps, facts)
+        dq = self.p.premature_disqualification
+        recycled = any(
+            s.key == "recycle" and s.state != CANCELLED and s.due_at <= facts.at for s in steps
+        )
+        if dq and facts.disqualified and not facts.connected_at and not recycled:
+            needed = dq.min_touches or (self.p.cadence.min_touches if self.p.cadence else 1)
+            if facts.touches_by_then < needed:
+                steps.append(
+                    self._step(
+                        "disqualification",
+                        "disqualification.premature",
+                        facts.at,
+                        dq.do,
+                        touches=facts.touches_by_then,
+                        min_touches=needed,
+                        revert=dq.revert,
+                        properties=sorted(dq.when.properties()),
+                        because=facts.disqualified,
+                    )
+                )
+            steps = cond.after_disqualification(steps, facts, needed, dq.revert)
+        steps = cond.after_stop(steps, facts)
+        steps = cond.hold(steps, facts)
+        pause = self.p.pause
+        if facts.paused and pause and facts.resume_at and facts.resume_at > facts.at:
+            steps.append(
+                self._step(
+                    "resume",
+                    "pause.resume",
+                    facts.resume_at,
+                    [Action(notify_owner=True)],
+                    property=pause.resume_property,
+                )
+            )
+        return steps

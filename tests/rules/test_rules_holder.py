@@ -1,0 +1,112 @@
+"""RulesHolder: hot reload picks up good edits, keeps the last good rules on bad ones."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sla_bot.clock import FrozenClock
+from sla_bot.rules.errors import RuleError
+from sla_bot.rules.holder import NoRulesLoaded, RulesHolder
+from tests.rules.util import BASE, POLICY, write
+
+T0 = datetime(2027, 1, 15, 12, 0, tzinfo=UTC)
+
+
+def edit(path: Path, text: str) -> None:
+    """Write and move the mtime forward, as a real later edit would."""
+    st = path.stat() if path.exists() else None
+    path.write_text(text, encoding="utf-8")
+    if st is not None:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.fixture
+def rules_file(tmp_path: Path) -> Path:
+    write(tmp_path, {"rules.yaml": BASE + POLICY})
+    return tmp_path / "rules.yaml"
+
+
+def test_valid_edit_broken_edit_and_recovery(rules_file: Path) -> None:
+    reported: list[list[RuleError]] = []
+    clock = FrozenClock(T0)
+    holder = RulesHolder(rules_file.parent, on_error=reported.append, clock=clock)
+    assert not holder.loaded
+    with pytest.raises(NoRulesLoaded):
+        holder.current()
+
+    assert holder.reload_if_changed() is True
+    first = holder.current()
+    assert first.loaded_at == T0 and len(first.version) == 12
+    assert first.ruleset.policies["demo"].first_touch.within.text == "30 business minutes"
+    assert holder.reload_if_changed() is False  # nothing changed: stat only
+
+    edit(rules_file, (BASE + POLICY).replace("within: 30 business", "within: 45 business"))
+    clock.advance(T0 - T0.replace(hour=11))
+    assert holder.reload_if_changed() is True
+    second = holder.current()
+    assert second.version != first.version and second.loaded_at > first.loaded_at
+    assert second.ruleset.policies["demo"].first_touch.within.text == "45 business minutes"
+
+    edit(rules_file, (BASE + POLICY).replace("within: 30 business minutes", "within: soon"))
+    assert holder.reload_if_changed() is False
+    assert holder.current() is second  # the last good rules stay in force
+    assert [(Path(e.file).name, e.line) for e in holder.errors] == [("rules.yaml", 22)]
+    assert "bad duration" in holder.errors[0].message
+    assert reported == [holder.errors]
+    assert holder.reload_if_changed() is False and len(reported) == 1  # reported once
+
+    edit(rules_file, BASE + POLICY)
+    assert holder.reload_if_changed() is True
+    assert holder.errors == []
+    assert holder.current().version == first.version  # same content, same version
+
+
+def test_touch_without_change_does_not_reload(rules_file: Path) -> None:
+    holder = RulesHolder(rules_file.parent)
+    assert holder.reload_if_changed() is True
+    loaded = holder.current()
+    edit(rules_file, rules_file.read_text(encoding="utf-8"))
+    assert holder.reload_if_changed() is False
+    assert holder.current() is loaded
+
+
+def test_new_and_removed_files_are_noticed(rules_file: Path) -> None:
+    holder = RulesHolder(rules_file.parent)
+    holder.reload_if_changed()
+    extra = rules_file.parent / "extra.yaml"
+    edit(extra, "policies:\n  other:\n    first_touch: {within: 1h}\n")
+    assert holder.reload_if_changed() is True
+    assert set(holder.current().ruleset.policies) == {"demo", "other"}
+    extra.unlink()
+    assert holder.reload_if_changed() is True
+    assert set(holder.current().ruleset.policies) == {"demo"}
+
+
+def test_first_load_invalid_then_fixed(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    edit(path, "calendars: [\n")
+    holder = RulesHolder(tmp_path)
+    assert holder.reload_if_changed() is False
+    assert not holder.loaded and holder.errors[0].line == 2
+    with pytest.raises(NoRulesLoaded, match="rules.yaml:2:1: YAML"):
+        holder.current()
+    edit(path, BASE + POLICY)
+    assert holder.reload_if_changed() is True and holder.loaded
+
+
+def test_missing_directory_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    holder = RulesHolder(tmp_path / "missing")
+    assert holder.reload_if_changed() is False
+    assert holder.errors[0].message.startswith("cannot read:")
+
+
+def test_policy_snapshot_through_the_holder(rules_file: Path) -> None:
+    holder = RulesHolder(rules_file.parent)
+    holder.reload_if_changed()
+    loaded = holder.current()
+    assert loaded.policy_snapshot("demo")["policy"] == "demo"
+    assert len(loaded.policy_hash("demo")) == 16
