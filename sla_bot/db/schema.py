@@ -109,3 +109,100 @@ dead_letters = Table(
     Column("body_sha256", String(64), nullable=False, unique=True),
     Column("resolved_at", UTCDateTime, nullable=True),
 )
+
+# --- SLA engine (migration 0002) -------------------------------------------------------------
+# One row per (portal, contact). `next_due_at` is the only thing the scheduler reads: the sweep
+# claims rows with next_due_at <= now (FOR UPDATE SKIP LOCKED on PostgreSQL), decides, writes
+# outbox rows and the new next_due_at in the same transaction.
+leads = Table(
+    "leads",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("portal_id", BigInteger, nullable=False),
+    Column("object_id", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # open | paused | closed | ignored
+    Column("policy", String(128), nullable=True),
+    Column("policy_hash", String(32), nullable=True),
+    Column("policy_snapshot", Text, nullable=True),  # JSON, frozen when the clock started
+    Column("rules_version", String(32), nullable=True),
+    Column("owner_id", String(64), nullable=True),
+    Column("owner_assigned_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=True),  # contact createdate
+    Column("clock_started_at", UTCDateTime, nullable=True),
+    Column("generation", Integer, nullable=False, server_default="0"),  # bumps on clock restart
+    Column("properties", Text, nullable=False, server_default="{}"),  # JSON: latest known
+    Column("touches", Text, nullable=False, server_default="[]"),  # JSON list
+    Column("touch_count", Integer, nullable=False, server_default="0"),
+    Column("state", Text, nullable=False, server_default="{}"),  # JSON: ack/snooze/paused...
+    Column("next_due_at", UTCDateTime, nullable=True),
+    Column("last_event_ms", BigInteger, nullable=False, server_default="0"),
+    Column("needs_fetch", Integer, nullable=False, server_default="0"),  # 1: refresh from CRM
+    Column("closed_reason", String(64), nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("version", Integer, nullable=False, server_default="0"),  # compare-and-set
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("portal_id", "object_id", name="uq_leads_portal_id_object_id"),
+)
+Index(
+    "ix_leads_due",
+    leads.c.next_due_at,
+    postgresql_where=leads.c.next_due_at.is_not(None),
+    sqlite_where=leads.c.next_due_at.is_not(None),
+)
+Index(
+    "ix_leads_needs_fetch",
+    leads.c.id,
+    postgresql_where=leads.c.needs_fetch == 1,
+    sqlite_where=leads.c.needs_fetch == 1,
+)
+
+# Audit trail: every state change and decision, so a rep can ask "why was I pinged?".
+lead_events = Table(
+    "lead_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("lead_id", BigId, ForeignKey("leads.id"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("detail", Text, nullable=False, server_default="{}"),  # JSON
+)
+
+# Decided side effects, delivered separately. `idempotency_key` (lead, step, generation,
+# occurrence) makes deciding the same step twice impossible.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("lead_id", BigId, ForeignKey("leads.id"), nullable=True, index=True),
+    Column("portal_id", BigInteger, nullable=False),
+    Column("object_id", BigInteger, nullable=True),
+    Column("idempotency_key", String(255), nullable=False, unique=True),
+    Column("channel", String(16), nullable=False),  # slack | hubspot | log
+    Column("kind", String(64), nullable=False),  # e.g. first_touch.breach, recycle
+    Column("payload", Text, nullable=False),  # JSON: recipients, message facts, CRM operation
+    Column("status", String(16), nullable=False),  # pending | sent | failed | cancelled
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("result", Text, nullable=True),  # JSON: e.g. Slack channel + ts, HubSpot object id
+    Column("error", Text, nullable=True),
+)
+Index(
+    "ix_outbox_pending",
+    outbox.c.channel,
+    outbox.c.next_attempt_at,
+    postgresql_where=outbox.c.status == "pending",
+    sqlite_where=outbox.c.status == "pending",
+)
+
+# Reconciliation watermarks, per portal and job.
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("portal_id", BigInteger, primary_key=True),
+    Column("job", String(64), primary_key=True),
+    Column("watermark", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
