@@ -1,0 +1,218 @@
+"""The outbox: decided side effects, delivered by channel-specific deliverers.
+
+Deciding and delivering are separate steps (healthchecks' Flip, a transactional outbox). The
+engine inserts rows in the same transaction as the lead change that decided them; the unique
+`idempotency_key` makes deciding a step twice impossible. Delivery claims rows with a lease
+(`next_attempt_at = now + LEASE`), calls the deliverer outside any transaction, then records the
+outcome. A worker that dies mid-send leaves the lease to expire and the row is tried again, so
+deliverers must be idempotent: they get the previous attempt's `result` (e.g. a Slack `ts`
+recorded before a timeout) and should check before sending twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy.engine import Engine
+
+from sla_bot.db.engine import write_transaction
+from sla_bot.db.schema import outbox
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 12
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    lead_id: int | None
+    portal_id: int
+    object_id: int | None
+    idempotency_key: str
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int  # including the current one
+    result: dict[str, Any] | None  # what an earlier attempt recorded, if anything
+
+
+class DeliveryError(Exception):
+    """A failed delivery. `permanent`: retrying cannot help (e.g. channel_not_found)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        retry_after: float | None = None,
+        result: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.result = dict(result) if result else None  # partial progress to keep
+
+
+class Deliverer(Protocol):
+    """Delivers one channel's rows ("slack", "hubspot", ...)."""
+
+    channel: str
+
+    def deliver(self, item: OutboxItem) -> dict[str, Any]:
+        """Do the side effect; return what to record (ids, ts). Raise DeliveryError on failure."""
+        ...
+
+
+def enqueue(
+    conn: Connection,
+    *,
+    key: str,
+    channel: str,
+    kind: str,
+    payload: Mapping[str, Any],
+    portal_id: int,
+    now: datetime,
+    lead_id: int | None = None,
+    object_id: int | None = None,
+    due_at: datetime | None = None,
+    deliver_at: datetime | None = None,
+) -> bool:
+    """Insert one decided item in the caller's transaction; False if the key already exists."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    values = dict(
+        lead_id=lead_id,
+        portal_id=portal_id,
+        object_id=object_id,
+        idempotency_key=key[:255],
+        channel=channel,
+        kind=kind,
+        payload=json.dumps(payload, default=str, sort_keys=True),
+        status="pending",
+        attempts=0,
+        decided_at=now,
+        due_at=due_at,
+        next_attempt_at=deliver_at or now,
+    )
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(outbox).values(**values).on_conflict_do_nothing()
+    return conn.execute(stmt.returning(outbox.c.id)).first() is not None
+
+
+def _claim(engine: Engine, channel: str, now: datetime, limit: int) -> list[OutboxItem]:
+    due = and_(
+        outbox.c.channel == channel,
+        outbox.c.status == "pending",
+        or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
+    )
+    with write_transaction(engine, background=True) as conn:
+        query = select(outbox).where(due).order_by(outbox.c.next_attempt_at).limit(limit)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = conn.execute(query).all()
+        if not rows:
+            return []
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([r.id for r in rows]))
+            .values(attempts=outbox.c.attempts + 1, next_attempt_at=now + LEASE)
+        )
+    return [
+        OutboxItem(
+            id=r.id,
+            lead_id=r.lead_id,
+            portal_id=r.portal_id,
+            object_id=r.object_id,
+            idempotency_key=r.idempotency_key,
+            channel=r.channel,
+            kind=r.kind,
+            payload=json.loads(r.payload),
+            attempts=r.attempts + 1,
+            result=json.loads(r.result) if r.result else None,
+        )
+        for r in rows
+    ]
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """Exponential backoff with jitter, at least what the remote asked for."""
+    base = min(600.0, 2.0 ** min(attempts, 10))
+    seconds = max(retry_after or 0.0, random.uniform(base / 2, base))
+    return timedelta(seconds=seconds)
+
+
+def _finish(engine: Engine, item: OutboxItem, now: datetime, **values: Any) -> None:
+    with write_transaction(engine, background=True) as conn:
+        conn.execute(update(outbox).where(outbox.c.id == item.id).values(**values))
+
+
+def deliver_due(
+    engine: Engine, deliverer: Deliverer, *, now: datetime, limit: int = 100
+) -> tuple[int, int]:
+    """Deliver up to `limit` due rows of the deliverer's channel; return (sent, failed)."""
+    sent = failed = 0
+    for item in _claim(engine, deliverer.channel, now, limit):
+        try:
+            result = deliverer.deliver(item)
+        except DeliveryError as exc:
+            keep = json.dumps(exc.result or item.result) if (exc.result or item.result) else None
+            if exc.permanent or item.attempts >= MAX_ATTEMPTS:
+                failed += 1
+                log.error("outbox %s (%s) failed for good: %s", item.id, item.kind, exc)
+                _finish(
+                    engine,
+                    item,
+                    now,
+                    status="failed",
+                    error=str(exc)[:2000],
+                    result=keep,
+                    next_attempt_at=None,
+                )
+            else:
+                log.warning("outbox %s (%s) will retry: %s", item.id, item.kind, exc)
+                _finish(
+                    engine,
+                    item,
+                    now,
+                    error=str(exc)[:2000],
+                    result=keep,
+                    next_attempt_at=now + backoff(item.attempts, exc.retry_after),
+                )
+            continue
+        sent += 1
+        _finish(
+            engine,
+            item,
+            now,
+            status="sent",
+            sent_at=now,
+            error=None,
+            result=json.dumps(result, default=str),
+            next_attempt_at=None,
+        )
+    return sent, failed
+
+
+def record_progress(engine: Engine, item_id: int, result: Mapping[str, Any]) -> None:
+    """Persist partial progress (e.g. a Slack ts) before a step that might time out."""
+    with write_transaction(engine, background=True) as conn:
+        conn.execute(
+            update(outbox).where(outbox.c.id == item_id).values(result=json.dumps(dict(result)))
+        )
+
+
+def cancel(conn: Connection, lead_id: int, kinds: Iterable[str] | None = None) -> int:
+    """Cancel a lead's undelivered rows (e.g. the ladder stopped) in the caller's transaction."""
+    cond = and_(outbox.c.lead_id == lead_id, outbox.c.status == "pending")
+    if kinds is not None:
+        cond = and_(cond, outbox.c.kind.in_(list(kinds)))
+    return conn.execute(update(outbox).where(cond).values(status="cancelled")).rowcount
