@@ -51,18 +51,28 @@ def _services(settings: Any, *, require_schema: bool = True, worker: bool = Fals
 
 
 def _rules_holder(settings: Any) -> Any:
-    """Load rules if the rules package is present; refuse to start on invalid rules."""
-    try:
-        from sla_bot.rules.holder import RulesHolder
-    except ImportError:  # rules arrive with their own module; the service runs without them
-        return None
-    holder = RulesHolder(settings.rules_dir)
+    """Load the rules; refuse to start on invalid ones, then keep the last good set on edits."""
+    from sla_bot import metrics
+    from sla_bot.rules.holder import RulesHolder
+
+    def refused(errors: list[Any]) -> None:
+        metrics.RULES_RELOAD_ERRORS.inc()
+        metrics.RULES_VALID.set(0)
+        log.error(
+            "rule files in %s are invalid; the last good rules stay in force:\n  %s",
+            settings.rules_dir,
+            "\n  ".join(str(e) for e in errors),
+        )
+
+    holder = RulesHolder(settings.rules_dir, on_error=refused)
     holder.reload_if_changed()
     if not holder.loaded:
         print(f"sla-bot: rules in {settings.rules_dir} are invalid:", file=sys.stderr)
         for err in holder.errors:
             print(f"  {err}", file=sys.stderr)
         raise SystemExit(2)
+    metrics.RULES_VALID.set(1)
+    log.info("rules %s loaded from %s", holder.current().version, settings.rules_dir)
     return holder
 
 

@@ -35,6 +35,8 @@ def readiness(services: Services) -> tuple[bool, dict[str, object]]:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     rules = services.rules
     if rules is not None:
+        if rules.reload_if_changed():  # cheap stat() scan; picks up edits within one probe
+            metrics.RULES_VALID.set(1)
         if not rules.loaded:
             ready = False
             checks["rules"] = {"status": "not loaded", "errors": [str(e) for e in rules.errors]}

@@ -1,0 +1,79 @@
+"""Acceptance: edit rule files while `sla-bot serve` runs; a broken edit keeps the old rules."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.service_process import ServiceProcess, free_port
+from tests.signing import SECRET
+
+SHIPPED = Path(__file__).resolve().parents[1] / "rules" / "default.yaml"
+
+
+def _ready(url: str) -> tuple[int, dict[str, Any]]:
+    r = requests.get(url + "/readyz", timeout=5)
+    return r.status_code, r.json()
+
+
+def _wait_for(check: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def test_edits_apply_within_seconds_and_broken_edits_are_refused(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(SHIPPED, rules / "default.yaml")
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "HUBSPOT_CLIENT_SECRET": SECRET,
+        "SLA_BOT_WEB_WORKERS": "1",
+        "SLA_BOT_RULES_DIR": str(rules),
+    }
+    service = ServiceProcess("serve", env, tmp_path, free_port()).start()
+    try:
+        status, body = _ready(service.url)
+        assert status == 200 and body["checks"]["rules"]["status"] == "ok"
+        first = body["checks"]["rules"]["version"]
+
+        text = (rules / "default.yaml").read_text()
+        (rules / "default.yaml").write_text(text + "\n# a harmless edit\n")
+        changed = _wait_for(
+            lambda: _ready(service.url)[1]["checks"]["rules"].get("version") != first
+        )
+        assert changed, "the edit was not picked up"
+        second = _ready(service.url)[1]["checks"]["rules"]["version"]
+
+        (rules / "default.yaml").write_text(text + "\npolices: {}\n")  # a typo'd top-level key
+        refused = _wait_for(lambda: _ready(service.url)[1]["checks"]["rules"].get("errors"))
+        assert refused, "the broken edit was not reported"
+        status, body = _ready(service.url)
+        assert status == 200  # the last good rules are still in force
+        assert body["checks"]["rules"]["version"] == second
+        assert "previous rules in force" in body["checks"]["rules"]["status"]
+        assert any(
+            "default.yaml:" in e and "polices" in e for e in body["checks"]["rules"]["errors"]
+        )
+        metrics = requests.get(service.url + "/metrics", timeout=5).text
+        refusals = [
+            float(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("sla_bot_rules_reload_errors_total ")
+        ]
+        assert refusals and refusals[0] >= 1  # web and worker processes each count theirs
+
+        (rules / "default.yaml").write_text(text)
+        recovered = _wait_for(lambda: "errors" not in _ready(service.url)[1]["checks"]["rules"])
+        assert recovered
+        assert _ready(service.url)[1]["checks"]["rules"]["version"] == first
+    finally:
+        service.stop()
