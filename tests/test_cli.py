@@ -1,0 +1,72 @@
+"""The `sla-bot` command line as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Any:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLA_BOT_", "HUBSPOT_", "SLACK_", "DATABASE_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "sla_bot", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        cwd=cwd or ROOT,
+        timeout=60,
+    )
+
+
+def test_help_explains_every_command() -> None:
+    out = run("--help").stdout
+    for command in ("serve", "web", "worker", "db", "check-config", "rules"):
+        assert command in out
+
+
+def test_check_config_names_the_bad_variable() -> None:
+    result = run("check-config", env={"SLA_BOT_PORT": "eighty"})
+    assert result.returncode == 2
+    assert "SLA_BOT_PORT='eighty'" in result.stderr
+
+
+def test_check_config_says_what_will_not_happen() -> None:
+    result = run("check-config", env={"HUBSPOT_ACCESS_TOKEN": "pat-secret-value"})
+    assert result.returncode == 0
+    assert "SLACK_BOT_TOKEN is not set" in result.stdout
+    assert "pat-secret-value" not in result.stdout
+    assert "HUBSPOT_ACCESS_TOKEN" in result.stdout and "(set, hidden)" in result.stdout
+
+
+def test_db_upgrade_then_current(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    assert run("db", "current", env=env).returncode == 1  # empty database
+    upgraded = run("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    current = run("db", "current", env=env)
+    assert current.returncode == 0 and "head" in current.stdout
+
+
+def test_worker_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    result = run("worker", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}, cwd=ROOT)
+    assert result.returncode == 2
+    assert "sla-bot db upgrade" in result.stderr
+
+
+def test_serve_refuses_broken_rules(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("policies:\n  demo:\n    first_touch: {target: soon}\n")
+    result = run(
+        "serve",
+        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "SLA_BOT_RULES_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "r.yaml:" in result.stderr
