@@ -72,7 +72,6 @@ def _rules_holder(settings: Any) -> Any:
             print(f"  {err}", file=sys.stderr)
         raise SystemExit(2)
     metrics.RULES_VALID.set(1)
-    log.info("rules %s loaded from %s", holder.current().version, settings.rules_dir)
     return holder
 
 
