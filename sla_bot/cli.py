@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "check-config", help="validate the environment and say what the service will do"
     ).set_defaults(func=cmd_check_config)
+    from sla_bot import deadletters
+
+    deadletters.register(sub)
     try:
         from sla_bot.rules import cli as rules_cli
     except ImportError:

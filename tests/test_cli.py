@@ -70,3 +70,27 @@ def test_serve_refuses_broken_rules(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "r.yaml:" in result.stderr
+
+
+def test_dead_letters_are_listed_and_shown(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from sla_bot.db import migrate
+    from sla_bot.db.engine import make_engine
+    from sla_bot.intake import store_dead_letter
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    store_dead_letter(
+        engine,
+        body=b'[{"broken"',
+        reason="body is not valid JSON",
+        received_at=datetime(2026, 11, 20, tzinfo=UTC),
+    )
+    env = {"DATABASE_URL": url}
+    listed = run("dead-letters", env=env)
+    assert "body is not valid JSON" in listed.stdout
+    assert '[{"broken"' in run("dead-letters", "--show", "1", env=env).stdout
+    assert run("dead-letters", "--resolve", "1", env=env).returncode == 0
+    assert run("dead-letters", env=env).stdout.strip() == "no dead letters"
