@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         rules_cli.register(sub)
+    __import__("sla_bot.engine.cli", fromlist=["register"]).register(sub)
     return parser
 
 

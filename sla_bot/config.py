@@ -60,9 +60,23 @@ class Settings(BaseModel):
         "HUBSPOT_RATE_LIMIT", "100/10s", description="client-side limit, requests/window"
     )
     hubspot_timeout_seconds: float = _env("HUBSPOT_TIMEOUT_SECONDS", 10.0, gt=0)
+    hubspot_portal_id: int | None = _env(
+        "HUBSPOT_PORTAL_ID", None, ge=1, description="portal of the token; discovered if unset"
+    )
+    reconcile_enabled: bool | None = _env(
+        "SLA_BOT_RECONCILE_ENABLED", None, description="default: on when a HubSpot token is set"
+    )
+    reconcile_interval_seconds: float = _env("SLA_BOT_RECONCILE_INTERVAL_SECONDS", 300.0, ge=10)
     slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN", None)
     slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET", None)
     slack_api_base_url: str = _env("SLACK_API_BASE_URL", "https://slack.com/api/")
+    slack_ops_channel: str | None = _env(
+        "SLACK_OPS_CHANNEL", None, description="channel for delivery failures and unmapped reps"
+    )
+    admins: str = _env("SLA_BOT_ADMINS", "", description="Slack user ids that may act on any lead")
+    ack_silence: str = _env(
+        "SLA_BOT_ACK_SILENCE", "30m", description="how long the I'm-on-it button silences nudges"
+    )
     rules_dir: Path = _env("SLA_BOT_RULES_DIR", Path("rules"))
     public_url: str | None = _env(
         "SLA_BOT_PUBLIC_URL",
@@ -97,6 +111,14 @@ class Settings(BaseModel):
             raise ValueError("expected an http:// or https:// URL")
         return v
 
+    @field_validator("ack_silence")
+    @classmethod
+    def _silence(cls, v: str) -> str:
+        from sla_bot.durations import parse_duration
+
+        parse_duration(v).as_timedelta()  # wall-clock only, e.g. 30m
+        return v
+
     @field_validator("hubspot_rate_limit")
     @classmethod
     def _rate(cls, v: str) -> str:
@@ -118,6 +140,13 @@ class Settings(BaseModel):
     @property
     def hubspot_rate(self) -> tuple[int, float]:
         return parse_rate(self.hubspot_rate_limit)
+
+    @property
+    def reconcile_on(self) -> bool:
+        """Reconciliation needs a token; with one it is on unless switched off explicitly."""
+        if self.hubspot_access_token is None:
+            return False
+        return self.reconcile_enabled is not False
 
     def capabilities(self) -> list[str]:
         """Plain statements of what this configuration will and will not do (logged at start)."""
@@ -194,7 +223,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings; raise ConfigError naming each bad variable."""
     env = _resolve_secret_files(os.environ if environ is None else environ)
     names = {f: (info.validation_alias.choices[0]) for f, info in Settings.model_fields.items()}  # type: ignore[union-attr]
-    relevant = {k: v for k, v in env.items() if k in names.values()}
+    # An empty value means "not set" (docker compose passes `${VAR:-}` through as "").
+    relevant = {k: v for k, v in env.items() if k in names.values() and v.strip() != ""}
     try:
         return Settings.model_validate(relevant)
     except ValidationError as exc:

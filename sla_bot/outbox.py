@@ -27,7 +27,8 @@ from sla_bot.db.schema import outbox
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=120)
+CLAIM_CHUNK = 10  # a lease covers only the rows delivered right after it, not a long batch
 MAX_ATTEMPTS = 12
 
 
@@ -158,48 +159,66 @@ def _finish(engine: Engine, item: OutboxItem, now: datetime, **values: Any) -> N
 def deliver_due(
     engine: Engine, deliverer: Deliverer, *, now: datetime, limit: int = 100
 ) -> tuple[int, int]:
-    """Deliver up to `limit` due rows of the deliverer's channel; return (sent, failed)."""
+    """Deliver up to `limit` due rows of the deliverer's channel; return (sent, failed).
+
+    Rows are claimed CLAIM_CHUNK at a time, so a slow deliverer (Slack paces a channel at about
+    one message a second) never holds a claim much longer than it needs: another replica can
+    only take over a row whose lease really expired.
+    """
     sent = failed = 0
-    for item in _claim(engine, deliverer.channel, now, limit):
-        try:
-            result = deliverer.deliver(item)
-        except DeliveryError as exc:
-            keep = json.dumps(exc.result or item.result) if (exc.result or item.result) else None
-            if exc.permanent or item.attempts >= MAX_ATTEMPTS:
-                failed += 1
-                log.error("outbox %s (%s) failed for good: %s", item.id, item.kind, exc)
-                _finish(
-                    engine,
-                    item,
-                    now,
-                    status="failed",
-                    error=str(exc)[:2000],
-                    result=keep,
-                    next_attempt_at=None,
-                )
-            else:
-                log.warning("outbox %s (%s) will retry: %s", item.id, item.kind, exc)
-                _finish(
-                    engine,
-                    item,
-                    now,
-                    error=str(exc)[:2000],
-                    result=keep,
-                    next_attempt_at=now + backoff(item.attempts, exc.retry_after),
-                )
-            continue
-        sent += 1
+    remaining = limit
+    while remaining > 0:
+        items = _claim(engine, deliverer.channel, now, min(CLAIM_CHUNK, remaining))
+        if not items:
+            break
+        remaining -= len(items)
+        for item in items:
+            outcome = _deliver_one(engine, deliverer, item, now)
+            sent += outcome == "sent"
+            failed += outcome == "failed"
+    return sent, failed
+
+
+def _deliver_one(engine: Engine, deliverer: Deliverer, item: OutboxItem, now: datetime) -> str:
+    """Deliver one claimed row and record the outcome: "sent", "failed" (for good) or "retry"."""
+    try:
+        result = deliverer.deliver(item)
+    except DeliveryError as exc:
+        progress = exc.result or item.result
+        keep = json.dumps(progress) if progress else None
+        if exc.permanent or item.attempts >= MAX_ATTEMPTS:
+            log.error("outbox %s (%s) failed for good: %s", item.id, item.kind, exc)
+            _finish(
+                engine,
+                item,
+                now,
+                status="failed",
+                error=str(exc)[:2000],
+                result=keep,
+                next_attempt_at=None,
+            )
+            return "failed"
+        log.warning("outbox %s (%s) will retry: %s", item.id, item.kind, exc)
         _finish(
             engine,
             item,
             now,
-            status="sent",
-            sent_at=now,
-            error=None,
-            result=json.dumps(result, default=str),
-            next_attempt_at=None,
+            error=str(exc)[:2000],
+            result=keep,
+            next_attempt_at=now + backoff(item.attempts, exc.retry_after),
         )
-    return sent, failed
+        return "retry"
+    _finish(
+        engine,
+        item,
+        now,
+        status="sent",
+        sent_at=now,
+        error=None,
+        result=json.dumps(result, default=str),
+        next_attempt_at=None,
+    )
+    return "sent"
 
 
 def record_progress(engine: Engine, item_id: int, result: Mapping[str, Any]) -> None:

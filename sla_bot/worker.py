@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from sla_bot import metrics
 from sla_bot.db.engine import checkpoint
+from sla_bot.reconcile import hubspot_jobs
 from sla_bot.splitter import split_pending
 from sla_bot.web.services import Services
 
@@ -35,28 +38,65 @@ def split_once(services: Services) -> None:
 
 
 def reload_rules(services: Services) -> None:
-    if services.rules is not None:
-        services.rules.reload_if_changed()
+    if services.rules is not None and services.rules.reload_if_changed():
+        metrics.RULES_VALID.set(1)
+        log.info("rules %s now in force", services.rules.current().version)
 
 
 def checkpoint_wal(services: Services) -> None:
     checkpoint(services.engine)
 
 
+def slack_deliverer(services: Services) -> Any:
+    """Who delivers "slack" outbox rows: the console notifier until Slack is configured."""
+    from sla_bot.engine.log_deliverer import LogDeliverer
+
+    settings = services.settings
+    if settings.slack_bot_token is None:
+        return LogDeliverer()
+    from integrations.slack.client import make_client
+    from integrations.slack.deliverer import SlackDeliverer
+    from integrations.slack.ops import OpsReporter
+
+    client = make_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_base_url)
+    ops = OpsReporter(client, settings.slack_ops_channel, clock=services.clock)
+    return SlackDeliverer(
+        client, services.engine, clock=services.clock, rules=services.rules, ops=ops
+    )
+
+
 def jobs(services: Services) -> list[tuple[str, Callable[[], None], float]]:
-    """(name, callable, interval seconds) for every periodic job."""
+    """(name, callable, interval seconds) for every periodic job.
+
+    One HubSpot client serves the engine's fetches, the write-back and reconciliation, so all
+    of a worker's HubSpot calls share one rate budget.
+    """
+    from sla_bot.engine.fetch import referenced_properties
+    from sla_bot.engine.jobs import engine_jobs, hubspot_client
+
     interval = services.settings.worker_interval_seconds
+    client = hubspot_client(services)
+
+    def properties() -> list[str]:
+        if services.rules is None or not services.rules.loaded:
+            return []
+        return referenced_properties(services.rules.current().ruleset)
+
     return [
         ("split-webhook-batches", lambda: split_once(services), min(interval, 0.5)),
         ("reload-rules", lambda: reload_rules(services), 2.0),
         ("checkpoint-sqlite-wal", lambda: checkpoint_wal(services), 1.0),
+        # HubSpot write-back delivery + reconciliation (sla_bot.reconcile); none without a token.
+        *hubspot_jobs(services, properties=properties, client=client),
+        *engine_jobs(services, slack_deliverer(services), client),
     ]
 
 
 def run(services: Services, stop: threading.Event) -> None:
     """Run until `stop` is set (SIGTERM); finish the running jobs before returning."""
     scheduler = BackgroundScheduler(timezone="UTC")
-    for name, func, seconds in jobs(services):
+    planned = jobs(services)
+    for name, func, seconds in planned:
         scheduler.add_job(
             func,
             "interval",
@@ -67,7 +107,7 @@ def run(services: Services, stop: threading.Event) -> None:
             misfire_grace_time=None,
         )
     scheduler.start()
-    log.info("worker started: %s", ", ".join(name for name, _, _ in jobs(services)))
+    log.info("worker started: %s", ", ".join(name for name, _, _ in planned))
     stop.wait()
     log.info("worker stopping: waiting for running jobs")
     scheduler.shutdown(wait=True)

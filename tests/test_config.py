@@ -74,3 +74,10 @@ def test_secrets_are_never_shown() -> None:
     assert "hunter2" not in shown["DATABASE_URL"]
     assert "pat-na1-secret" not in repr(s)
     assert s.database_url.startswith("postgresql+psycopg://")
+
+
+def test_empty_values_mean_not_set() -> None:
+    s = load_settings({"HUBSPOT_CLIENT_SECRET": "", "SLA_BOT_PUBLIC_URL": " ", "SLA_BOT_PORT": ""})
+    assert s.hubspot_client_secret is None
+    assert s.public_url is None
+    assert s.port == 8080

@@ -123,6 +123,7 @@ class FakeCrm:
         self.lock = threading.RLock()
         self.now = now
         self.search_cap = 10_000
+        self.portal_id = 62515  # answered by GET /account-info/v3/details
         self.reset()
 
     def reset(self) -> None:

@@ -24,6 +24,7 @@ ROUTES = Map(
         Rule("/crm/v4/objects/<otype>/<oid>/associations/<to_type>", endpoint="associations"),
         Rule("/crm/v3/owners/", methods=["GET"], endpoint="owner_page", strict_slashes=False),
         Rule("/crm/v3/owners/<oid>", methods=["GET"], endpoint="owner"),
+        Rule("/account-info/v3/details", methods=["GET"], endpoint="account"),
     ]
 )
 RATE_LIMIT_BODY = {
@@ -135,7 +136,24 @@ def dispatch(crm: FakeCrm, method: str, path: str, query: dict[str, str], payloa
         return crm.associations(otype, oid, args["to_type"])
     if endpoint == "owner":
         return crm.owner(oid, query)
+    if endpoint == "account":
+        return 200, account_details(crm.portal_id)
     return crm.owner_page(query)
+
+
+def account_details(portal_id: int) -> dict[str, Any]:
+    """``GET /account-info/v3/details``: the fields HubSpot documents for a standard portal."""
+    return {
+        "portalId": portal_id,
+        "accountType": "STANDARD",
+        "timeZone": "US/Eastern",
+        "companyCurrency": "USD",
+        "additionalCurrencies": [],
+        "utcOffset": "-05:00",
+        "utcOffsetMilliseconds": -18_000_000,
+        "uiDomain": "app.hubspot.com",
+        "dataHostingLocation": "na1",
+    }
 
 
 class RateWindow:

@@ -246,6 +246,35 @@ class HubSpotClient:
         page = self._call("find owner", api.get_page, email=email, limit=1, archived=False)
         return owner_from_sdk(page.results[0]) if page.results else None
 
+    # -- account ------------------------------------------------------------------------------
+
+    def get_portal_id(self) -> int:
+        """The portal (hub) id the token belongs to, from ``GET /account-info/v3/details``.
+
+        The SDK has no account-info API, so this goes through a generated ``ApiClient`` (same
+        pool, timeout and error classes as every other call) rather than ``api_request``.
+        """
+        api_client = self._api("contacts.basic").api_client
+
+        def attempt() -> Any:
+            return api_client.call_api(
+                "/account-info/v3/details",
+                "GET",
+                header_params={"Accept": "application/json"},
+                response_types_map={200: "object"},
+                auth_settings=["oauth2"],
+                _return_http_data_only=True,
+                _request_timeout=self.timeout,
+            )
+
+        details = self._retrier.call("get account details", attempt, limiter=self._limiter)
+        portal = details.get("portalId") if isinstance(details, dict) else None
+        if not isinstance(portal, int) or isinstance(portal, bool):
+            raise PermanentHubSpotError(
+                "account details without a portalId", operation="get account details"
+            )
+        return portal
+
     # -- idempotent creates (see integrations.hubspot.idempotency) ------------------------------
 
     def create_task(

@@ -24,6 +24,7 @@ Speaks (HubSpot v3 JSON shapes, checked against hubspot-api-client 12 deserialis
 * ``GET /crm/v4/objects/{type}/{id}/associations/{toType}``.
 * ``GET /crm/v3/owners/{id}`` (``idProperty``, ``archived``) and ``GET /crm/v3/owners/``
   (``email``, ``limit``, ``after``, ``archived``).
+* ``GET /account-info/v3/details`` - ``portalId`` (``portal_id``, default 62515) and friends.
 
 Every request needs ``Authorization: Bearer <token>`` (else 401 in HubSpot's error format). Non-
 search responses carry ``X-HubSpot-RateLimit-*`` headers; with ``enforce_rate_limit = True`` the
@@ -107,11 +108,13 @@ class FakeHubSpot:
         search_cap: int = 10_000,
         rate_limit_max: int = 100,
         now: Callable[[], datetime] | None = None,
+        portal_id: int = 62515,
     ) -> None:
         self.token = token
         self.rate_limit_max = rate_limit_max
         self._crm = FakeCrm(now or (lambda: datetime.now(UTC)))
         self._default_cap = search_cap
+        self._default_portal = portal_id
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.reset()
@@ -154,6 +157,7 @@ class FakeHubSpot:
         with self._crm.lock:
             self._crm.reset()
             self._crm.search_cap = self._default_cap
+            self._crm.portal_id = self._default_portal
             self.requests: list[RecordedRequest] = []
             self.errors: list[str] = []  # exceptions raised inside the fake (bugs)
             self._faults: list[Fault] = []
@@ -177,6 +181,15 @@ class FakeHubSpot:
     @search_cap.setter
     def search_cap(self, value: int) -> None:
         self._crm.search_cap = value
+
+    @property
+    def portal_id(self) -> int:
+        """The hub id that ``GET /account-info/v3/details`` reports for the token."""
+        return self._crm.portal_id
+
+    @portal_id.setter
+    def portal_id(self, value: int) -> None:
+        self._crm.portal_id = value
 
     # -- test-facing data API ---------------------------------------------------------------------
 

@@ -206,3 +206,30 @@ sync_state = Table(
     Column("watermark", UTCDateTime, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# --- Slack (migration 0003_slack) ---------------------------------------------------------------
+# One row per (lead, Slack conversation): the first message about the lead there. Later messages
+# go in its thread and it is edited in place (chat.update) to show the lead's current state.
+slack_threads = Table(
+    "slack_threads",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("lead_id", BigId, nullable=False),
+    Column("target", String(128), nullable=False),  # what we post to: D… / C… / #name
+    Column("channel", String(32), nullable=False),  # Slack's conversation id (for chat.update)
+    Column("ts", String(32), nullable=False),
+    Column("root_payload", Text, nullable=False),  # JSON: the first message's outbox payload
+    Column("state", String(255), nullable=True),  # e.g. "Handled: on it (Alex)"
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("lead_id", "target", name="uq_slack_threads_lead_id_target"),
+)
+
+# users.lookupByEmail results with an expiry; user_id NULL caches "not in this workspace".
+slack_users = Table(
+    "slack_users",
+    metadata,
+    Column("email", String(255), primary_key=True),  # lower-cased
+    Column("user_id", String(32), nullable=True),
+    Column("fetched_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

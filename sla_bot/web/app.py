@@ -6,6 +6,7 @@ import time
 
 from flask import Flask, Response, g, request
 
+from integrations.slack import interactivity as slack_interactivity
 from sla_bot import metrics
 from sla_bot.config import Settings, load_settings
 from sla_bot.web import hubspot_webhook, ops
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions["sla_bot"] = services
     app.register_blueprint(hubspot_webhook.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(slack_interactivity.bp)
 
     @app.before_request
     def _start_timer() -> None:

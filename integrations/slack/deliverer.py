@@ -1,0 +1,277 @@
+"""SlackDeliverer: outbox rows (channel "slack") -> Slack messages, each exactly once.
+
+Never twice: before posting, the row's result is set to `posting` (time, target, thread) with
+`record_progress`, and the message carries metadata with a hash of the row's idempotency key.
+If the post fails ambiguously (5xx, timeout, dropped connection: Slack may have posted it), or a
+later attempt finds `posting` set, the conversation (or thread) is searched for that key before
+posting again. The `ts` is recorded as soon as it is known, so the follow-up step (editing the
+thread's first message) can fail and be retried without posting again.
+
+Threading: the first message about a lead in a conversation is the root (`slack_threads`); later
+ones are replies, and the root is edited in place to show the current state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from http.client import HTTPException
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+
+from integrations.slack import threads
+from integrations.slack.errors import ambiguous, classify, error_code
+from integrations.slack.messages import plain_text, render, state_after
+from integrations.slack.ops import OpsReporter
+from integrations.slack.pacing import ChannelPacer
+from integrations.slack.users import Directory
+from sla_bot.clock import Clock
+from sla_bot.db.engine import write_transaction
+from sla_bot.db.schema import slack_threads
+from sla_bot.outbox import DeliveryError, OutboxItem, record_progress
+
+log = logging.getLogger(__name__)
+EVENT_TYPE = "sla_bot_message"
+UPDATE_GIVE_UP = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+BROADCAST_KINDS = frozenset({"first_touch.warning", "first_touch.breach", "ladder", "reassigned"})
+SEARCH_BACK = 600.0  # seconds before the recorded attempt to search from (clock skew)
+
+
+def correlation(idempotency_key: str) -> str:
+    """What goes in message metadata: visible workspace-wide, so a hash, never the key."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+class SlackDeliverer:
+    channel = "slack"
+
+    def __init__(
+        self,
+        client: WebClient,
+        engine: Engine,
+        *,
+        clock: Clock,
+        rules: Any = None,
+        directory: Directory | None = None,
+        pacer: ChannelPacer | None = None,
+        ops: OpsReporter | None = None,
+    ) -> None:
+        self.client, self.engine, self.clock = client, engine, clock
+        self.directory = directory or Directory(client, engine, rules=rules)
+        self.pacer = pacer or ChannelPacer()
+        self.ops = ops or OpsReporter(client, None, clock=clock)
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def deliver(self, item: OutboxItem) -> dict[str, Any]:
+        now = self.clock.now()
+        progress: dict[str, Any] = dict(item.result or {})
+        try:
+            if not progress.get("ts"):
+                target, note = self._target(item.payload, now)
+                with self._lock_for(target):
+                    progress = self._post(item, target, note, progress, now)
+            if progress.get("thread_ts") and not progress.get("root_updated"):
+                self._update_root(item, progress, now)
+                progress["root_updated"] = True
+        except DeliveryError as exc:
+            self._report(item, exc)
+            raise
+        except (SlackApiError, OSError, HTTPException) as exc:
+            error = classify(exc, progress)
+            self._report(item, error)
+            raise error from exc
+        return progress
+
+    # --- who ----------
+
+    def _target(self, payload: Mapping[str, Any], now: datetime) -> tuple[str, str | None]:
+        """Where to post, and a note if it is not where it should have gone."""
+        recipient = payload.get("recipient") or {}
+        slack = str(recipient.get("slack") or "")
+        if recipient.get("role") == "channel" or slack[:1] in ("C", "G", "#"):
+            if slack:
+                return slack, None
+            raise DeliveryError("channel recipient without a channel", permanent=True)
+        user = self.directory.user_for(recipient, now=now)
+        if user:
+            return self.directory.dm(user), None
+        who = recipient.get("name") or recipient.get("email") or recipient.get("owner_id")
+        fallback = threads.team_channel(self.directory.ruleset(), payload)
+        problem = (
+            f"{who} ({recipient.get('email') or 'no e-mail'}) is not mapped to a Slack user: "
+            "add `slack: U…` to the team in the rules, or check the e-mail."
+        )
+        self.ops.note(f"unmapped:{who}", problem, now=now)
+        if fallback is None:
+            raise DeliveryError(f"{problem} No team channel to fall back to.", permanent=True)
+        return fallback, f"Sent here because {who} could not be found in Slack."
+
+    def _lock_for(self, target: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(target, threading.Lock())
+
+    # --- post, exactly once ----------
+
+    def _post(
+        self,
+        item: OutboxItem,
+        target: str,
+        note: str | None,
+        progress: dict[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]:
+        key = correlation(item.idempotency_key)
+        root = threads.find(self.engine, item.lead_id, target) if item.lead_id else None
+        if progress.get("posting") is not None:  # an earlier attempt may have posted it
+            found = self._search(progress, key)
+            if found:
+                return self._posted(item, target, progress, found, root, now)
+        thread_ts = root.ts if root is not None else None
+        channel_id = root.channel if root is not None else threads.known_channel(target)
+        progress = {
+            "posting": now.timestamp(),
+            "target": target,
+            "channel": channel_id,
+            "thread_ts": thread_ts,
+        }
+        record_progress(self.engine, item.id, progress)
+        try:
+            return self._send(item, target, note, progress, root, now)
+        except (SlackApiError, OSError, HTTPException) as exc:
+            raise classify(exc, progress) from exc  # keeps `posting`: the next try searches
+
+    def _send(
+        self,
+        item: OutboxItem,
+        target: str,
+        note: str | None,
+        progress: dict[str, Any],
+        root: Any,
+        now: datetime,
+    ) -> dict[str, Any]:
+        key = correlation(item.idempotency_key)
+        thread_ts, channel_id = progress["thread_ts"], progress["channel"]
+        text, blocks = render(item.payload, now=now, note=note)
+        kwargs: dict[str, Any] = dict(
+            channel=target,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={
+                "event_type": EVENT_TYPE,
+                "event_payload": {"key": key, "lead_id": item.lead_id or 0, "kind": item.kind},
+            },
+        )
+        if thread_ts:
+            kwargs.update(thread_ts=thread_ts, reply_broadcast=item.kind in BROADCAST_KINDS)
+        for attempt in range(2):
+            self.pacer.wait(channel_id or target)
+            try:
+                response = self.client.chat_postMessage(**kwargs)
+                break
+            except (SlackApiError, OSError, HTTPException) as exc:
+                if thread_ts and error_code(exc) == "thread_not_found":  # someone deleted the root
+                    threads.forget(self.engine, root.id)
+                    again = {**progress, "thread_ts": None}
+                    raise DeliveryError("thread gone", permanent=False, result=again) from exc
+                if not ambiguous(exc) or attempt == 1:
+                    raise classify(exc, progress) from exc
+                found = self._search(progress, key)
+                if found:
+                    return self._posted(item, target, progress, found, root, now)
+        threads.learn_channel(target, response["channel"])
+        return self._posted(item, target, progress, str(response["ts"]), root, now, response)
+
+    def _search(self, progress: Mapping[str, Any], key: str) -> str | None:
+        """The ts of a message carrying `key` in the conversation or thread, if there is one."""
+        channel = progress.get("channel")
+        if not channel:
+            return None  # posted by #name and never learnt its id: cannot look
+        oldest = f"{float(progress['posting']) - SEARCH_BACK:.6f}"
+        args = dict(channel=channel, oldest=oldest, limit=200, include_all_metadata=True)
+        if progress.get("thread_ts"):
+            try:
+                messages = self.client.conversations_replies(ts=progress["thread_ts"], **args)
+            except SlackApiError as exc:
+                if error_code(exc) == "thread_not_found":
+                    return None
+                raise
+        else:
+            messages = self.client.conversations_history(**args)
+        for message in messages.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == key:
+                return str(message["ts"])
+        return None
+
+    def _posted(
+        self,
+        item: OutboxItem,
+        target: str,
+        progress: Mapping[str, Any],
+        ts: str,
+        root: Any,
+        now: datetime,
+        response: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        channel = (response or {}).get("channel") or progress.get("channel")
+        result = {
+            "target": target,
+            "channel": channel,
+            "ts": ts,
+            "thread_ts": progress.get("thread_ts"),
+        }
+        record_progress(self.engine, item.id, result)  # before anything else can fail
+        if root is None and item.lead_id and not result["thread_ts"]:
+            state = state_after(item.kind, item.payload)
+            threads.create(
+                self.engine, item.lead_id, target, str(channel), ts, item.payload, state, now
+            )
+        return result
+
+    # --- the thread's first message ----------
+
+    def _update_root(self, item: OutboxItem, result: Mapping[str, Any], now: datetime) -> None:
+        root = threads.find(self.engine, item.lead_id, result["target"]) if item.lead_id else None
+        if root is None:
+            return
+        root_payload = json.loads(root.root_payload)
+        root_payload["lead"] = item.payload.get("lead") or root_payload.get("lead")
+        state = state_after(item.kind, item.payload) or root.state
+        text, blocks = render(root_payload, now=now, state=state)
+        try:
+            self.client.chat_update(channel=root.channel, ts=root.ts, text=text, blocks=blocks)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in UPDATE_GIVE_UP:
+                raise
+            log.warning("cannot edit the first message of lead %s: %s", item.lead_id, exc)
+        with write_transaction(self.engine, background=True) as conn:
+            conn.execute(
+                update(slack_threads)
+                .where(slack_threads.c.id == root.id)
+                .values(state=state, root_payload=json.dumps(root_payload), updated_at=now)
+            )
+
+    def _report(self, item: OutboxItem, error: DeliveryError) -> None:
+        if error.permanent:  # one note an hour per error and destination, not one per row
+            where = (item.payload.get("recipient") or {}).get("slack") or item.kind
+            self.ops.note(
+                f"failed:{error}:{where}",
+                f"Slack message for lead {item.lead_id} ({item.kind}) failed for good: {error}",
+                now=self.clock.now(),
+            )
+
+
+def render_plain(payload: Mapping[str, Any], now: datetime) -> str:
+    """For the log deliverer: what would have been sent."""
+    return plain_text(payload, now=now)

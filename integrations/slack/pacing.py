@@ -1,0 +1,98 @@
+"""Pacing: about one message per second per conversation, different conversations in parallel.
+
+Slack allows chat.postMessage "one message per second per channel" with short bursts. The pacer
+hands out per-conversation time slots under a lock and sleeps outside it, so a burst to one
+channel is spread out while DMs to other reps are not held up. `deliver_parallel` runs several
+`deliver_due` loops in threads; each claims its own small batch (rows are leased), so one busy
+channel delays only the thread that holds its rows, and never past the outbox lease.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from sla_bot.outbox import Deliverer, OutboxItem, deliver_due
+
+
+class ChannelPacer:
+    def __init__(
+        self,
+        interval: float = 1.0,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = interval
+        self._monotonic, self._sleep = monotonic, sleep
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.slots: list[tuple[str, float]] = []  # (channel, time granted): for tests and metrics
+
+    def wait(self, channel: str) -> float:
+        """Block until `channel` may get its next message; return the seconds waited."""
+        with self._lock:
+            now = self._monotonic()
+            slot = max(now, self._next.get(channel, now))
+            self._next[channel] = slot + self.interval
+            self.slots.append((channel, slot))
+            if len(self.slots) > 10_000:
+                del self.slots[:5_000]
+            if len(self._next) > 10_000:  # forget channels idle for a while
+                self._next = {c: t for c, t in self._next.items() if t > now}
+        waited = slot - now
+        if waited > 0:
+            self._sleep(waited)
+        return waited
+
+
+class _Counting:
+    """Counts this thread's attempts, so a batch of retried rows does not end the loop."""
+
+    def __init__(self, inner: Deliverer) -> None:
+        self.inner, self.channel = inner, inner.channel
+        self.local = threading.local()
+
+    def deliver(self, item: OutboxItem) -> dict[str, Any]:
+        self.local.n += 1
+        return self.inner.deliver(item)
+
+
+def deliver_parallel(
+    engine: Engine,
+    deliverer: Deliverer,
+    *,
+    now: datetime,
+    workers: int = 8,
+    batch: int = 5,
+    limit: int = 500,
+) -> tuple[int, int]:
+    """Deliver due rows of `deliverer.channel` with `workers` threads; return (sent, failed)."""
+    totals = [0, 0, 0]  # sent, failed, attempted
+    lock = threading.Lock()
+    counting = _Counting(deliverer)
+
+    def loop() -> None:
+        while True:
+            with lock:
+                if totals[2] >= limit:
+                    return
+            counting.local.n = 0
+            sent, failed = deliver_due(engine, counting, now=now, limit=batch)
+            with lock:
+                totals[0] += sent
+                totals[1] += failed
+                totals[2] += counting.local.n
+            if counting.local.n == 0:  # nothing left to claim
+                return
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-deliver") as pool:
+        for future in [pool.submit(loop) for _ in range(workers)]:
+            future.result()
+    return totals[0], totals[1]

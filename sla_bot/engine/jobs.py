@@ -1,0 +1,78 @@
+"""The engine's periodic worker jobs: apply events, fetch contacts, sweep, deliver slack rows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sla_bot.engine.apply import apply_pending
+from sla_bot.engine.sweep import sweep_due
+from sla_bot.web.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def hubspot_client(services: Services) -> Any:
+    """The HubSpot adapter when a token is configured, else None (events carry what we know)."""
+    token = services.settings.hubspot_access_token
+    if token is None:
+        return None
+    from integrations.hubspot.client import HubSpotClient
+
+    timeout = services.settings.hubspot_timeout_seconds
+    return HubSpotClient(
+        token.get_secret_value(),
+        base_url=services.settings.hubspot_api_base_url,
+        timeout=(min(3.05, timeout), timeout),
+        rate_limit=services.settings.hubspot_rate,
+        max_retries=2,  # a blip is retried inline; an outage is the fetch job's backoff
+        max_retry_after=10.0,
+    )
+
+
+def engine_jobs(
+    services: Services, deliverer: Any, client: Any = None
+) -> list[tuple[str, Callable[[], None], float]]:
+    """(name, callable, seconds) for the engine; `client`: a HubSpotClient or None."""
+    interval = services.settings.worker_interval_seconds
+    fetcher = None
+    if client is not None:
+        from sla_bot.engine.fetch import Fetcher
+
+        fetcher = Fetcher(client)
+
+    def apply_events() -> None:
+        if services.rules is None:
+            return
+        loaded = services.rules.current()
+        while True:
+            got = apply_pending(
+                services.engine, loaded, now=services.clock.now(), fetching=fetcher is not None
+            )
+            if got.contacts < 200:
+                return
+
+    def fetch_contacts() -> None:
+        if fetcher is not None and services.rules is not None:
+            fetcher.run(services.engine, services.rules.current(), now=services.clock.now())
+
+    def sweep() -> None:
+        if services.rules is not None:
+            sweep_due(services.engine, services.rules.current(), now=services.clock.now())
+
+    def deliver() -> None:
+        # Several threads with small claims: DMs to different reps go out in parallel while
+        # the deliverer paces each conversation; a claim never outlives its lease.
+        from integrations.slack.pacing import deliver_parallel
+
+        deliver_parallel(services.engine, deliverer, now=services.clock.now(), workers=8, batch=5)
+
+    jobs = [
+        ("apply-events", apply_events, min(interval, 0.5)),
+        ("sla-sweep", sweep, interval),
+        ("deliver-slack", deliver, interval),
+    ]
+    if fetcher is not None:
+        jobs.append(("fetch-contacts", fetch_contacts, min(interval, 1.0)))
+    return jobs
