@@ -37,6 +37,7 @@ from integrations.hubspot.search import lastmodified_ms
 from integrations.hubspot.writeback import HubSpotWriter, SinglePortal
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import sync_state, webhook_events
+from sla_bot.engine.fetch import BASE_PROPERTIES
 from sla_bot.intake import store_batch
 from sla_bot.outbox import deliver_due
 from sla_bot.web.services import Services
@@ -50,20 +51,7 @@ BATCH_SIZE = 100  # the Webhooks API never sends more per request; keep batches 
 OVERLAP = timedelta(minutes=2)
 LAG = timedelta(seconds=30)
 LOOKBACK = timedelta(days=1)
-DEFAULT_PROPERTIES: tuple[str, ...] = (
-    "createdate",
-    "lastmodifieddate",
-    "hubspot_owner_id",
-    "hs_lead_status",
-    "lifecyclestage",
-    "num_contacted_notes",
-    "notes_last_contacted",
-    "firstname",
-    "lastname",
-    "email",
-    "company",
-    "hs_analytics_source",
-)
+DEFAULT_PROPERTIES: tuple[str, ...] = BASE_PROPERTIES  # the engine reads the same contact facts
 REQUIRED_PROPERTIES = ("createdate", "lastmodifieddate", "hubspot_owner_id")
 DELIVER_BATCH = 20  # write-back rows claimed per worker tick
 

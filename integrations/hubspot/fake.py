@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from integrations.hubspot._fake_crm import FakeCrm, error, iso, parse_iso
@@ -61,6 +60,7 @@ from integrations.hubspot._fake_http import (
     fault_reply,
     take,
 )
+from integrations.local_server import LocalServer
 
 
 @dataclass
@@ -95,12 +95,9 @@ class ManualClock:
             self._now += seconds
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
+class FakeHubSpot(LocalServer):
+    server_name = "fake-hubspot"
 
-
-class FakeHubSpot:
     def __init__(
         self,
         token: str = "test-token",
@@ -115,42 +112,13 @@ class FakeHubSpot:
         self._crm = FakeCrm(now or (lambda: datetime.now(UTC)))
         self._default_cap = search_cap
         self._default_portal = portal_id
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         self.reset()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> FakeHubSpot:
-        if self._server is None:
-            self._server = make_server(
-                "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler
-            )
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, args=(0.05,), name="fake-hubspot", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> FakeHubSpot:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeHubSpot is not started")
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def reset(self) -> None:
         """Forget all data, recorded requests and pending faults; keep the server running."""

@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from integrations.local_server import LocalServer
 from integrations.slack._fake_state import Conversation, Fault, Workspace, consume, decode_args, err
 
 
@@ -43,54 +43,22 @@ class Call:
     applied: bool = True  # did the call change the workspace
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
+class FakeSlack(LocalServer):
+    server_name = "fake-slack"
 
-
-class FakeSlack:
     def __init__(self, token: str = "xoxb-test", now: Callable[[], float] | None = None) -> None:
         self.token = token
         self._now = now or time.time
         self._lock = threading.Lock()
         self._open = threading.Event()
         self._open.set()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         self.reset()
 
     # --- lifecycle ----------
 
-    def start(self) -> FakeSlack:
-        if self._server is None:
-            self._server = make_server(
-                "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_Quiet
-            )
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, args=(0.05,), name="fake-slack", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeSlack is not started")
-        return f"http://127.0.0.1:{self._server.server_port}/"
+        return f"http://127.0.0.1:{self.port}/"
 
     def reset(self, now: Callable[[], float] | None = None) -> None:
         """Forget users, messages, calls and faults; keep the server running."""
