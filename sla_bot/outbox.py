@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, and_, or_, select, update
 from sqlalchemy.engine import Engine
 
+from sla_bot.clock import Clock
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import outbox
 
@@ -152,22 +153,37 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
 
 
 def _finish(engine: Engine, item: OutboxItem, now: datetime, **values: Any) -> None:
+    """Record the outcome, only if our claim is still the latest (attempts unchanged)."""
     with write_transaction(engine, background=True) as conn:
-        conn.execute(update(outbox).where(outbox.c.id == item.id).values(**values))
+        done = conn.execute(
+            update(outbox)
+            .where(outbox.c.id == item.id, outbox.c.attempts == item.attempts)
+            .values(**values)
+        ).rowcount
+    if not done:
+        log.warning("outbox %s: lease lost to another worker; its outcome wins", item.id)
 
 
 def deliver_due(
-    engine: Engine, deliverer: Deliverer, *, now: datetime, limit: int = 100
+    engine: Engine,
+    deliverer: Deliverer,
+    *,
+    now: datetime,
+    limit: int = 100,
+    clock: Clock | None = None,
 ) -> tuple[int, int]:
     """Deliver up to `limit` due rows of the deliverer's channel; return (sent, failed).
 
     Rows are claimed CLAIM_CHUNK at a time, so a slow deliverer (Slack paces a channel at about
     one message a second) never holds a claim much longer than it needs: another replica can
-    only take over a row whose lease really expired.
+    only take over a row whose lease really expired. Pass `clock` for long runs, so each chunk's
+    lease is measured from when it is claimed, not from when the run started.
     """
     sent = failed = 0
     remaining = limit
     while remaining > 0:
+        if clock is not None:  # a long run: each chunk's lease starts when it is claimed
+            now = clock.now()
         items = _claim(engine, deliverer.channel, now, min(CLAIM_CHUNK, remaining))
         if not items:
             break
@@ -182,7 +198,13 @@ def deliver_due(
 def _deliver_one(engine: Engine, deliverer: Deliverer, item: OutboxItem, now: datetime) -> str:
     """Deliver one claimed row and record the outcome: "sent", "failed" (for good) or "retry"."""
     try:
-        result = deliverer.deliver(item)
+        try:
+            result = deliverer.deliver(item)
+        except DeliveryError:
+            raise
+        except Exception as unexpected:  # a deliverer bug must not wedge the row or its chunk
+            log.exception("outbox %s (%s): unexpected error in delivery", item.id, item.kind)
+            raise DeliveryError(f"unexpected: {unexpected!r}", permanent=False) from unexpected
     except DeliveryError as exc:
         progress = exc.result or item.result
         keep = json.dumps(progress) if progress else None

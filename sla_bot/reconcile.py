@@ -133,7 +133,7 @@ def _chunks(contacts: Iterable[Contact], portal_id: int) -> Iterable[list[dict[s
     seen: set[tuple[int, int]] = set()
     chunk: list[dict[str, Any]] = []
     for contact in contacts:
-        if not contact.id.isdigit():
+        if not (contact.id.isascii() and contact.id.isdigit()):
             log.warning("reconcile: skipping contact with non-numeric id %r", contact.id)
             continue
         event = synthetic_event(portal_id, contact)
@@ -242,10 +242,12 @@ class HubSpotJobs:
         portal = self.portal
         if portal is None:
             return 0, 0
-        # Small claims: every claimed row must be sent well within the outbox lease (60 s),
+        # Small claims: every claimed row must be sent well within the outbox lease (120 s),
         # and HubSpot's 100 requests / 10 s pace the sends anyway.
         writer, now = HubSpotWriter(portal), self.services.clock.now()
-        return deliver_due(self.services.engine, writer, now=now, limit=DELIVER_BATCH)
+        return deliver_due(
+            self.services.engine, writer, now=now, limit=DELIVER_BATCH, clock=self.services.clock
+        )
 
     def reconcile(self) -> ReconcileResult | None:
         """One reconciliation run; None when off (no token, or switched off) or HubSpot failed."""

@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from integrations.hubspot.payloads import PayloadError, WebhookEvent, parse
 from sla_bot import metrics
@@ -115,15 +116,33 @@ def split_pending(engine: Engine, *, now: datetime, limit: int = 50) -> SplitRes
                 )
             continue
         rows = [_row(ev, batch.id, batch.received_at) for ev in parsed.events]
-        with write_transaction(engine, background=True) as conn:
-            if not _claim(conn, batch.id, now, events_total=len(rows)):
-                continue  # another worker split it first
-            new = _insert_ignore(conn, rows)
-            conn.execute(
-                update(webhook_batches)
-                .where(webhook_batches.c.id == batch.id)
-                .values(events_new=new, events_duplicate=len(rows) - new)
+        try:
+            with write_transaction(engine, background=True) as conn:
+                if not _claim(conn, batch.id, now, events_total=len(rows)):
+                    continue  # another worker split it first
+                new = _insert_ignore(conn, rows)
+                conn.execute(
+                    update(webhook_batches)
+                    .where(webhook_batches.c.id == batch.id)
+                    .values(events_new=new, events_duplicate=len(rows) - new)
+                )
+        except SQLAlchemyError as exc:
+            # One batch the database refuses must not block every batch queued behind it.
+            if isinstance(exc, OperationalError):
+                raise  # locked or unreachable: the whole pass retries later
+            log.exception("batch %s could not be stored; kept as a dead letter", batch.id)
+            with write_transaction(engine, background=True) as conn:
+                _claim(conn, batch.id, now, error=str(exc)[:4000], events_total=0)
+            store_dead_letter(
+                engine,
+                body=batch.body,
+                reason=f"cannot store: {exc}"[:4000],
+                received_at=now,
+                source="hubspot_batch",
+                signature_version=batch.signature_version,
             )
+            result.failed += 1
+            continue
         result.batches += 1
         result.events += len(rows)
         result.new += new

@@ -6,8 +6,9 @@ Two shapes arrive at the same endpoint:
   (portalId, subscriptionId, eventId, objectId, occurredAt, propertyName).
 - Workflow "Send a webhook": one JSON object describing a contact (legacy contacts-v1 shape with
   `vid`/`portal-id`, or a v3-style object with `objectId`/`properties`). It becomes one
-  `workflow.contact` event whose event id is derived from the body, so HubSpot's retries of the
-  same body deduplicate.
+  `workflow.contact` event whose event id is derived from the body and whose time comes from the
+  body, so HubSpot's retries of the same body deduplicate (only a body with neither
+  lastmodifieddate nor createdate falls back to the arrival time).
 
 The request path parses fully (to answer 400 precisely); the worker parses again when splitting.
 """
@@ -71,13 +72,19 @@ class Parsed:
         return self.count if self.count >= 0 else len(self.events)
 
 
-def _int(value: Any) -> int | None:
+MAX_ID = 2**63 - 1  # BIGINT: anything larger would fail later, in the worker, not here
+MAX_OCCURRED_MS = 4_102_444_800_000  # 2100-01-01: a timestamp past this is not a real event
+
+
+def _int(value: Any, limit: int = MAX_ID) -> int | None:
+    """A non-negative integer that fits a BIGINT column (digit strings accepted), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
-        return int(value)
+        return value if 0 <= value <= limit else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        number = int(value)
+        return number if number <= limit else None
     return None
 
 
@@ -132,6 +139,14 @@ def parse(body: bytes, *, received_at: datetime, portal_hint: int | None = None)
     raise _wrong_shape(data)
 
 
+def _optional_ints_fit(item: dict[str, Any]) -> bool:
+    for name in ("eventId", "subscriptionId", "attemptNumber"):
+        value = item.get(name)
+        if value is not None and not (type(value) is int and 0 <= value <= MAX_ID):
+            return False
+    return True
+
+
 def _check_event(i: int, item: Any) -> str | None:
     """Why event `i` is unusable, or None. Shared by `validate` and `parse`."""
     # Fast path for what HubSpot actually sends (exact ints and a string type): this runs for
@@ -139,11 +154,17 @@ def _check_event(i: int, item: Any) -> str | None:
     if type(item) is dict:
         kind = item.get("subscriptionType") or item.get("eventType")
         obj = item.get("objectId", item.get("primaryObjectId"))
+        portal = item.get("portalId")
+        occurred = item.get("occurredAt")
         if (
             type(kind) is str
-            and type(item.get("portalId")) is int
+            and type(portal) is int
             and type(obj) is int
-            and type(item.get("occurredAt")) is int
+            and type(occurred) is int
+            and 0 <= portal <= MAX_ID
+            and 0 <= obj <= MAX_ID
+            and 0 <= occurred <= MAX_OCCURRED_MS
+            and _optional_ints_fit(item)
         ):
             return None
     if not isinstance(item, dict):
@@ -156,8 +177,11 @@ def _check_event(i: int, item: Any) -> str | None:
         missing.append("portalId")
     if _int(item.get("objectId", item.get("primaryObjectId"))) is None:
         missing.append("objectId")
-    if _int(item.get("occurredAt")) is None:
+    if _int(item.get("occurredAt"), MAX_OCCURRED_MS) is None:
         missing.append("occurredAt")
+    for name in ("eventId", "subscriptionId", "attemptNumber"):
+        if item.get(name) is not None and _int(item.get(name)) is None:
+            missing.append(name)
     return f"event {i}: missing or invalid {', '.join(missing)}" if missing else None
 
 
@@ -187,6 +211,18 @@ def _parse_events(items: list[Any]) -> list[WebhookEvent]:
             )
         )
     return events
+
+
+def _epoch_ms(value: Any) -> int | None:
+    """HubSpot timestamps: epoch ms (number or digits) or ISO 8601; None if neither."""
+    number = _int(value, MAX_OCCURRED_MS)
+    if number is not None or not isinstance(value, str):
+        return number
+    try:
+        ms = int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+    return ms if 0 <= ms <= MAX_OCCURRED_MS else None
 
 
 def _workflow_property(data: dict[str, Any], name: str) -> Any:
@@ -224,15 +260,12 @@ def _parse_workflow(
         )
     if errors:
         raise PayloadError(errors)
-    modified = _workflow_property(data, "lastmodifieddate")
-    occurred = _int(modified) if modified is not None else None
-    if occurred is None and isinstance(modified, str):
-        try:
-            occurred = int(
-                datetime.fromisoformat(modified.replace("Z", "+00:00")).timestamp() * 1000
-            )
-        except ValueError:
-            occurred = None
+    # The event time is part of the dedupe key, so it must not change when HubSpot retries the
+    # same body: the body's own lastmodifieddate, else its createdate (older than any later
+    # change, so a late retry never overrides newer values), else the arrival time.
+    occurred = _epoch_ms(_workflow_property(data, "lastmodifieddate"))
+    if occurred is None:
+        occurred = _epoch_ms(_workflow_property(data, "createdate"))
     if occurred is None:
         occurred = int(received_at.timestamp() * 1000)
     digest = int(hashlib.sha256(body).hexdigest()[:15], 16)

@@ -94,7 +94,7 @@ def verify(
         ts = headers.get("X-HubSpot-Request-Timestamp")
         if ts is None:
             return Verdict(False, "v3", "missing X-HubSpot-Request-Timestamp")
-        if not ts.isdigit() or len(ts) > 16:
+        if not (ts.isascii() and ts.isdigit()) or len(ts) > 16:
             return Verdict(False, "v3", "X-HubSpot-Request-Timestamp is not epoch milliseconds")
         skew = int(now.timestamp() * 1000) - int(ts)
         if skew > MAX_SKEW_MS:

@@ -23,7 +23,8 @@ def classify(exc: Exception, result: Mapping[str, Any] | None) -> DeliveryError:
         if status == 429 or code == "ratelimited":
             headers = exc.response.headers
             after = str(headers.get("Retry-After") or headers.get("retry-after") or "1")
-            seconds = float(after) if after.replace(".", "", 1).isdigit() else 1.0
+            digits = after.replace(".", "", 1)
+            seconds = float(after) if digits.isascii() and digits.isdigit() else 1.0
             return DeliveryError("ratelimited", permanent=False, retry_after=seconds, result=result)
         permanent = status < 500 and code not in TRANSIENT_ERRORS
         return DeliveryError(f"slack error: {code}", permanent=permanent, result=result)

@@ -48,7 +48,7 @@ def verify(secret: str, body: bytes, headers: Mapping[str, str], now: float) -> 
     signature = headers.get("X-Slack-Signature") or ""
     if not timestamp or not signature:
         return "missing Slack signature headers"
-    if not timestamp.isdigit():  # slack_sdk would raise ValueError on int()
+    if not (timestamp.isascii() and timestamp.isdigit()):  # slack_sdk would raise on int()
         return "invalid Slack request timestamp"
     if abs(now - int(timestamp)) > WINDOW:
         return "stale Slack request: timestamp outside the 5-minute window"
@@ -104,14 +104,23 @@ def actions() -> Response | tuple[str, int]:
     slack = interactions_for(current_app)
     if slack is None:
         return json_error(503, "SLACK_BOT_TOKEN is not set")
+    if not isinstance(payload, dict) or not isinstance(payload.get("user"), dict):
+        return json_error(400, "payload must be a JSON object with a user")
     if payload.get("type") == "block_actions":
-        action = (payload.get("actions") or [{}])[0]
-        if action.get("action_id") in OURS:
+        actions_ = payload.get("actions")
+        if not isinstance(actions_, list) or not actions_ or not isinstance(actions_[0], dict):
+            return json_error(400, "block_actions payload without actions")
+        if actions_[0].get("action_id") in OURS:
             slack.runner.submit(slack.on_button, payload)
         return "", 200
-    view = payload.get("view") or {}
-    if payload.get("type") == "view_submission" and view.get("callback_id") in OURS:
-        answer = submit(slack, payload)
+    view = payload.get("view")
+    if payload.get("type") == "view_submission" and isinstance(view, dict):
+        if view.get("callback_id") not in ERROR_BLOCK:  # only the modals we open
+            return "", 200
+        try:
+            answer = submit(slack, payload)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            return json_error(400, f"malformed view_submission: {type(exc).__name__}")
         return jsonify(answer) if answer else ("", 200)
     return "", 200
 

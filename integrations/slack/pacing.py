@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from sla_bot.clock import Clock
 from sla_bot.outbox import Deliverer, OutboxItem, deliver_due
 
 
@@ -72,8 +73,12 @@ def deliver_parallel(
     workers: int = 8,
     batch: int = 5,
     limit: int = 500,
+    clock: Clock | None = None,
 ) -> tuple[int, int]:
-    """Deliver due rows of `deliverer.channel` with `workers` threads; return (sent, failed)."""
+    """Deliver due rows of `deliverer.channel` with `workers` threads; return (sent, failed).
+
+    With `clock`, every claim reads the time afresh, so leases stay valid through a long run.
+    """
     totals = [0, 0, 0]  # sent, failed, attempted
     lock = threading.Lock()
     counting = _Counting(deliverer)
@@ -84,7 +89,7 @@ def deliver_parallel(
                 if totals[2] >= limit:
                     return
             counting.local.n = 0
-            sent, failed = deliver_due(engine, counting, now=now, limit=batch)
+            sent, failed = deliver_due(engine, counting, now=now, limit=batch, clock=clock)
             with lock:
                 totals[0] += sent
                 totals[1] += failed

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 
@@ -55,6 +56,7 @@ def make_engine(
             immediate = conn.get_execution_options().get("sqlite_immediate", False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+        engine.__dict__["_sla_bot_busy_timeout_s"] = busy_timeout_ms / 1000
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
@@ -100,9 +102,10 @@ def write_transaction(engine: Engine, *, background: bool = False) -> Iterator[C
     try:
         if background:
             _yield_to_foreground(intent)
+            fcntl.flock(writer, fcntl.LOCK_EX)
         else:
             fcntl.flock(intent, fcntl.LOCK_SH)
-        fcntl.flock(writer, fcntl.LOCK_EX)
+            _lock_within(writer, engine.__dict__.get("_sla_bot_busy_timeout_s", 0.8))
         with immediate(engine).begin() as conn:
             yield conn
     finally:
@@ -111,6 +114,24 @@ def write_transaction(engine: Engine, *, background: bool = False) -> Iterator[C
 
 
 BACKGROUND_MAX_YIELD = 2.0
+
+
+def _lock_within(fd: int, seconds: float) -> None:
+    """Take the writer lock or give up after `seconds`, so a webhook answers 503 in time."""
+    if seconds <= 0:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise OperationalError(
+                    "write lock", {}, TimeoutError(f"database writer busy for {seconds:.1f}s")
+                ) from None
+            time.sleep(0.001)
 
 
 def _yield_to_foreground(intent: int) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sla_bot import outbox
 from sla_bot.db.engine import write_transaction
@@ -38,6 +38,23 @@ class ApplyResult:
     contacts: int = 0
     events: int = 0
     retried: int = 0
+    failed: int = 0
+
+
+def _quarantine(
+    engine: Engine, portal_id: int, object_id: int, now: datetime, exc: Exception
+) -> None:
+    """Mark a contact's pending events as failed (kept, with the reason) so the queue moves on."""
+    with write_transaction(engine, background=True) as conn:
+        conn.execute(
+            update(webhook_events)
+            .where(
+                webhook_events.c.portal_id == portal_id,
+                webhook_events.c.object_id == object_id,
+                webhook_events.c.processed_at.is_(None),
+            )
+            .values(processed_at=now, outcome=f"error:{type(exc).__name__}"[:32])
+        )
 
 
 def apply_pending(
@@ -60,6 +77,13 @@ def apply_pending(
         except IntegrityError:  # another worker created the lead first: redo next pass
             log.info("contact %s/%s: lost a create race; retrying", portal_id, object_id)
             n = -1
+        except OperationalError:
+            raise  # database locked or unreachable: the whole job retries on its next tick
+        except Exception as exc:  # one contact's bad data must not stop everyone after it
+            log.exception("contact %s/%s: events cannot be applied", portal_id, object_id)
+            _quarantine(engine, portal_id, object_id, now, exc)
+            result.failed += 1
+            continue
         if n < 0:
             result.retried += 1
         else:

@@ -70,21 +70,39 @@ def referenced_properties(rules: RuleSet) -> list[str]:
 class Fetcher:
     """Holds the backoff between passes (per process; the marks themselves are in the DB)."""
 
-    def __init__(self, client: HubSpotClient, *, max_backoff: float = 300.0) -> None:
+    def __init__(
+        self, client: HubSpotClient, *, portal_id: int | None = None, max_backoff: float = 300.0
+    ) -> None:
         self.client = client
+        self.portal_id = portal_id  # the token's portal; discovered on first use if None
         self.max_backoff = max_backoff
         self.failures = 0
         self.retry_at: datetime | None = None
         self.owner_names: dict[str, str] = {}
 
+    def _back_off(self, exc: HubSpotError, now: datetime) -> int:
+        self.failures += 1
+        delay = min(self.max_backoff, 2.0 ** min(self.failures, 10))
+        if isinstance(exc, PermanentHubSpotError):
+            delay = self.max_backoff
+        self.retry_at = now + timedelta(seconds=delay)
+        log.warning("contact fetch failed (%s); retrying in %.0fs", exc, delay)
+        return 0
+
     def run(self, engine: Engine, loaded: LoadedRules, *, now: datetime, limit: int = 100) -> int:
         """Refresh up to `limit` marked leads; returns how many were refreshed."""
         if self.retry_at is not None and now < self.retry_at:
             return 0
+        if self.portal_id is None:
+            try:
+                self.portal_id = self.client.get_portal_id()
+            except HubSpotError as exc:
+                return self._back_off(exc, now)
         with engine.connect() as conn:
             marked = conn.execute(
                 select(leads.c.id, leads.c.object_id)
-                .where(leads.c.needs_fetch == 1)
+                # A token reads one portal: never look up another portal's contact ids with it.
+                .where(leads.c.needs_fetch == 1, leads.c.portal_id == self.portal_id)
                 .order_by(leads.c.id)
                 .limit(limit)
             ).all()
@@ -95,13 +113,7 @@ class Fetcher:
             found = self.client.batch_read_contacts([str(r.object_id) for r in marked], props)
             self._owner_names(c.get("hubspot_owner_id") for c in found.values())
         except HubSpotError as exc:
-            self.failures += 1
-            delay = min(self.max_backoff, 2.0 ** min(self.failures, 10))
-            if isinstance(exc, PermanentHubSpotError):
-                delay = self.max_backoff
-            self.retry_at = now + timedelta(seconds=delay)
-            log.warning("contact fetch failed (%s); retrying in %.0fs", exc, delay)
-            return 0
+            return self._back_off(exc, now)
         self.failures, self.retry_at = 0, None
         for r in marked:
             contact = found.get(str(r.object_id))

@@ -40,7 +40,7 @@ def engine_jobs(
     if client is not None:
         from sla_bot.engine.fetch import Fetcher
 
-        fetcher = Fetcher(client)
+        fetcher = Fetcher(client, portal_id=services.settings.hubspot_portal_id)
 
     def apply_events() -> None:
         if services.rules is None:
@@ -66,7 +66,14 @@ def engine_jobs(
         # the deliverer paces each conversation; a claim never outlives its lease.
         from integrations.slack.pacing import deliver_parallel
 
-        deliver_parallel(services.engine, deliverer, now=services.clock.now(), workers=8, batch=5)
+        deliver_parallel(
+            services.engine,
+            deliverer,
+            now=services.clock.now(),
+            workers=8,
+            batch=5,
+            clock=services.clock,
+        )
 
     jobs = [
         ("apply-events", apply_events, min(interval, 0.5)),

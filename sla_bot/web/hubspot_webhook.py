@@ -56,7 +56,7 @@ def _read_body(limit: int) -> bytes | None:
 
 def _portal_hint() -> int | None:
     value = request.args.get("portalId", "")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 @bp.post("/webhooks/hubspot")

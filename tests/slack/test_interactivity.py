@@ -323,3 +323,25 @@ def test_the_answer_does_not_wait_for_slack(
         workspace.resume()
     slack.runner.wait_idle()
     assert ephemerals_for(workspace, ALEX)[0].startswith("Got it")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [1],
+        {"type": "block_actions", "user": {"id": "U1"}, "actions": "x"},
+        {"type": "view_submission", "view": {"callback_id": LOG_TOUCH}},
+        {
+            "type": "view_submission",
+            "user": {"id": "U1"},
+            "view": {"callback_id": LOG_TOUCH, "private_metadata": "nope", "state": {}},
+        },
+    ],
+)
+def test_signed_but_malformed_payloads_get_400_not_500(
+    http: FlaskClient, slack: Interactions, clock: FrozenClock, bad: Any
+) -> None:
+    body, headers = signed(bad, clock.now())
+    response = http.post("/slack/actions", data=body, headers=headers)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert "error" in response.get_json()
