@@ -43,6 +43,28 @@ class FrozenClock:
             self._at = at.astimezone(UTC)
 
 
+class ManualClock:
+    """Monotonic clock + sleep for tests: sleep records and advances time, never blocks."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self._now += max(0.0, seconds)
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
 def to_epoch_ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
 

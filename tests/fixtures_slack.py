@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -17,27 +16,12 @@ from slack_sdk import WebClient
 
 from integrations.slack.client import make_client
 from integrations.slack.fake import FakeSlack
-from sla_bot.clock import FrozenClock
+from sla_bot.clock import FrozenClock, ManualClock
 
-SLACK_TEST_TOKEN = "xoxb-test-token"
+SLACK_TEST_TOKEN = "xoxb-fake"
 
 
-class Waits:
-    """Monotonic time + sleep that never blocks: sleeping advances time."""
-
-    def __init__(self) -> None:
-        self._now = 1000.0
-        self._lock = threading.Lock()
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self._now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self._now += max(0.0, seconds)
+Waits = ManualClock  # monotonic time + sleep that never blocks: sleeping advances time
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from integrations.hubspot._fake_http import (
     take,
 )
 from integrations.local_server import LocalServer
+from sla_bot.clock import ManualClock  # noqa: F401  (re-exported for tests)
 
 
 @dataclass
@@ -71,28 +71,6 @@ class RecordedRequest:
     json: Any
     headers: dict[str, str]
     status: int | None = None  # the status the fake answered with
-
-
-class ManualClock:
-    """Monotonic clock + sleep for tests: sleep records and advances time, never blocks."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self._now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self._now += max(0.0, seconds)
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
 
 
 class FakeHubSpot(LocalServer):

@@ -83,7 +83,7 @@ def test_delay_makes_the_client_time_out_after_the_post_landed(
     workspace: FakeSlack, slack_waits: Waits
 ) -> None:
     client = make_client(
-        "xoxb-test-token", workspace.base_url, timeout=0.2, sleep=slack_waits.sleep
+        "xoxb-fake", workspace.base_url, timeout=0.2, sleep=slack_waits.sleep
     )
     workspace.delay_next(1, 0.6, method="chat.postMessage")
     with pytest.raises(TimeoutError):
