@@ -82,9 +82,7 @@ def test_injected_api_error_and_expired_trigger(
 def test_delay_makes_the_client_time_out_after_the_post_landed(
     workspace: FakeSlack, slack_waits: Waits
 ) -> None:
-    client = make_client(
-        "xoxb-fake", workspace.base_url, timeout=0.2, sleep=slack_waits.sleep
-    )
+    client = make_client("xoxb-fake", workspace.base_url, timeout=0.2, sleep=slack_waits.sleep)
     workspace.delay_next(1, 0.6, method="chat.postMessage")
     with pytest.raises(TimeoutError):
         client.chat_postMessage(channel="C0SALES001", text="a")
