@@ -114,9 +114,37 @@ class _Decider:
             elif until <= self.now:
                 self.done.append(f"ack.{ack['n']}")
                 self._ack_expired(ack)
+        self._next_touch_task()
         self._cancel_stale()
         self._status()
         self.lead.next_due_at = None if lead.status == "closed" else self._next_due()
+
+    def _next_touch_task(self) -> None:
+        """With `cadence.create_tasks`, the owner's HubSpot task queue shows the next touch."""
+        cadence = self.policy.cadence
+        if cadence is None or not cadence.create_tasks or self.lead.status == "closed":
+            return
+        upcoming = [s for s in self.tl.steps if s.kind == "cadence_gap" and s.state == PENDING]
+        if not upcoming:
+            return
+        step = min(upcoming, key=lambda s: s.due_at)
+        marker = f"task:{step.key}"
+        if marker in self.done:
+            return
+        self.done.append(marker)
+        n = len(self.lead.touches) + 1
+        of = f" of {cadence.min_touches}" if n <= cadence.min_touches else ""
+        name = self.facts.get("name") or f"contact {self.lead.object_id}"
+        payload = {
+            "op": "create_task",
+            "contact_id": str(self.lead.object_id),
+            "subject": f"Touch {n}{of}: {name}"[:200],
+            "body": f"sla-bot: the next touch for {name} is due by this time ({step.key}).",
+            "owner_id": self.lead.owner_id,
+            "due": step.due_at.isoformat(),
+        }
+        self._hubspot_row(step.key, "create_task", payload)
+        self.out.audit.append(("task.planned", {"step": step.key, "due": step.due_at.isoformat()}))
 
     # --- one step --------------------------------------------------------------------------------
 

@@ -111,6 +111,8 @@ class Cadence(Base):
     max_gap: DurationField | None = None
     """Longest allowed gap between two touches."""
     on_missed_gap: Actions = Field(default_factory=_owner_only)
+    create_tasks: bool = False
+    """Create a HubSpot task for the owner for each next touch, due when that touch is due."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Cadence:
