@@ -1,4 +1,7 @@
-"""HubSpot signature verification against the shared vectors and the failure cases."""
+"""HubSpot signature verification against published vectors and the failure cases.
+
+The vectors (tests/vectors/) are public test data from HubSpot's documentation and SDK tests.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from werkzeug.datastructures import Headers
 from integrations.hubspot.signatures import decode_v3_uri, sign_v3, verify
 
 VECTORS = json.loads(
-    (Path(__file__).resolve().parents[2] / "shared/vectors/hubspot-signatures.json").read_text()
+    (Path(__file__).resolve().parent / "vectors/hubspot-signatures.json").read_text()
 )
 SECRET = VECTORS["client_secret"]
 

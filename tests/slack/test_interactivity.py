@@ -36,7 +36,7 @@ from tests.slack.interact import (
 )
 
 VECTOR = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared/vectors/slack-signature.json").read_text()
+    (Path(__file__).resolve().parents[1] / "vectors/slack-signature.json").read_text()
 )
 ALEX, CASEY, SAM, ADMIN, OTHER = (
     "U0ALEX0001",
