@@ -193,7 +193,9 @@ class BusinessCalendar:
             if left <= close - open_:
                 return open_ + left
             left -= close - open_
-        raise CalendarError(f"calendar {self.name!r} runs out of open time before {left} is counted")
+        raise CalendarError(
+            f"calendar {self.name!r} runs out of open time before {left} is counted"
+        )
 
     def elapsed(self, a: datetime, b: datetime) -> timedelta:
         """Open time in [a, b); zero if b <= a."""

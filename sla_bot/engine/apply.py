@@ -118,7 +118,7 @@ def _apply_contact(
     lead = repo.find(conn, portal_id, object_id)
     if lead is None:
         lead = new_lead(portal_id, object_id)
-        lead.state["seen_at"] = now.isoformat()
+        lead.state.first_seen_at = now
     bodies: dict[int, list[Any]] = {}
     entries: list[tuple[str, dict[str, Any]]] = []
     closing: list[int] = []
@@ -187,7 +187,7 @@ def _close_merged(conn: Connection, portal_id: int, object_id: int, *, into: int
     if lead is None or lead.closed_reason == "merged":
         return
     close(lead, "merged", now)
-    lead.state["merged_into"] = into
+    lead.state.merged_into = into
     store(conn, lead, [("closed", {"reason": "merged", "into": into})], now=now)
 
 

@@ -129,7 +129,7 @@ class Fetcher:
                     modified = instant_of(contact.get("lastmodifieddate")) or now
                     values = dict(contact.properties)
                     entries += set_properties(lead, values, to_epoch_ms(modified))
-                    names = lead.state.setdefault("owner_names", {})
+                    names = lead.state.owner_names
                     owner = contact.get("hubspot_owner_id")
                     if owner and owner in self.owner_names:
                         names[owner] = self.owner_names[owner]

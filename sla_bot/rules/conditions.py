@@ -166,10 +166,7 @@ def _holds(
     pause_start: datetime | None = None
     dq_start: datetime | None = None
     for seg in segments:
-        if seg.disqualified:
-            dq_start = dq_start if dq_start is not None else seg.start
-        else:
-            dq_start = None
+        dq_start = (dq_start or seg.start) if seg.disqualified else None
         why = None
         end = seg.end
         if seg.stopped:

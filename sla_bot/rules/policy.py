@@ -84,7 +84,7 @@ class FirstTouch(Base):
     """Target for the first touch: "5 business minutes" follows the calendar, "5m" does not."""
     clock_starts: Literal["created", "owner_assigned"] = "created"
     on_assignment: Actions = Field(default_factory=_owner_only)
-    """Who is told the moment the lead is someone's (routed, or assigned in HubSpot); [] = nobody."""
+    """Who hears the moment the lead is someone's (routed, or assigned in HubSpot); [] = nobody."""
     warning: Annotated[WarningRule, BeforeValidator(_warning_shorthand)] | None = None
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""The timeline over a lead's history: held time, occurrences, the first message, pinned calendars."""
+"""The timeline over a lead's history: held time, occurrences, the first message, calendars."""
 
 from __future__ import annotations
 
