@@ -30,7 +30,7 @@ from typing import Any
 from sla_bot.engine import notifications as note
 from sla_bot.engine.effects import Decision, OutboxRow, PendingRow
 from sla_bot.engine.leads import Lead
-from sla_bot.engine.owners import BY_ROUND_ROBIN, changed_by_a_person_since, set_owner
+from sla_bot.engine.owners import BY_ROUND_ROBIN, reassigned_by_a_person_since, set_owner
 from sla_bot.engine.reassign import pick_owner
 from sla_bot.engine.schedule import timeline_of
 from sla_bot.engine.state import Ack
@@ -234,9 +234,9 @@ class _Decider:
     def _reassign(self, step: Step) -> str | None:
         team = self.tl.team or ""
         old = self.lead.owner_id
-        ladder_start = self._due(BREACH)
-        if ladder_start is not None and changed_by_a_person_since(self.lead, ladder_start):
-            why = "a person chose the owner after the ladder started"
+        started = self.tl.clock_start
+        if started is not None and reassigned_by_a_person_since(self.lead, started):
+            why = "a person chose the owner after the clock started"
             self.out.audit.append(("reassign.skipped", {"step": step.key, "why": why}))
             return None
         picked = pick_owner(self.rules, team, step.detail.get("candidates", []), self.rr)
@@ -377,11 +377,17 @@ class _Decider:
             if row.kind in COALESCED and row.recipient:
                 newest[row.recipient] = row
         kept = []
+        owner = f"owner:{self.lead.owner_id}"
         for row in self.messages:
             latest = newest.get(row.recipient or "")
+            why = None
             if row.kind in COALESCED and latest is not None and latest is not row:
-                detail = {"step": row.step, "why": f"superseded by {latest.step}"}
-                self.out.audit.append(("message.superseded", detail))
+                why = f"superseded by {latest.step}"
+            elif row.kind in COALESCED and (row.recipient or "").startswith("owner:"):
+                if row.recipient != owner:  # reassigned later in this same decision
+                    why = f"the lead now belongs to {self.lead.owner_id}"
+            if why is not None:
+                self.out.audit.append(("message.superseded", {"step": row.step, "why": why}))
                 continue
             kept.append(row)
         self.messages = kept

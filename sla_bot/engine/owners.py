@@ -40,7 +40,12 @@ def owner_at(lead: Lead, at: datetime) -> str | None:
     return lead.owner_id
 
 
-def changed_by_a_person_since(lead: Lead, since: datetime) -> bool:
-    """Whether someone other than sla-bot's round robin changed the owner at or after `since`
-    (an automatic reassignment must not overwrite that choice)."""
-    return any(o.at >= since and o.by != BY_ROUND_ROBIN for o in lead.state.owners)
+def reassigned_by_a_person_since(lead: Lead, since: datetime) -> bool:
+    """Whether someone other than sla-bot's round robin moved the lead from one owner to
+    another at or after `since` (an automatic reassignment must not overwrite that choice; a
+    first assignment, e.g. by a HubSpot workflow right after creation, is not such a choice)."""
+    owners = lead.state.owners
+    return any(
+        o.at >= since and o.by != BY_ROUND_ROBIN and i > 0 and owners[i - 1].owner_id is not None
+        for i, o in enumerate(owners)
+    )

@@ -134,9 +134,10 @@ def _parse_key(key: str) -> tuple[str | None, str | None]:
 def upgrade() -> None:
     op.add_column("outbox", sa.Column("step", sa.String(length=128), nullable=True))
     op.add_column("outbox", sa.Column("recipient", sa.String(length=160), nullable=True))
-    with op.batch_alter_table("leads") as batch:
-        batch.drop_column("generation")
     conn = op.get_bind()
+    # SQLite >= 3.35 drops a plain column in place; a batch copy of `leads` would trip the
+    # foreign keys that point at it.
+    op.execute("ALTER TABLE leads DROP COLUMN generation")
     leads = sa.table(
         "leads",
         sa.column("id"),
@@ -197,7 +198,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("leads") as batch:
-        batch.add_column(sa.Column("generation", sa.Integer(), server_default="0", nullable=False))
+    op.add_column("leads", sa.Column("generation", sa.Integer(), server_default="0", nullable=False))
     op.drop_column("outbox", "recipient")
     op.drop_column("outbox", "step")
