@@ -9,6 +9,8 @@ from typing import Any
 
 from sla_bot.engine import audit
 from sla_bot.engine import leads as repo
+from sla_bot.engine.state import history
+from sla_bot.rules.simulate import history_json
 
 
 def register(subparsers: Any) -> None:
@@ -89,6 +91,24 @@ def describe(lead: repo.Lead, events: list[dict[str, Any]], holder: Any, now: An
         },
         "events": events,
         "timeline": timeline,
+        "simulate": simulate_input(lead),
+    }
+
+
+def simulate_input(lead: repo.Lead) -> dict[str, Any]:
+    """The lead as `rules simulate --lead` reads it, history included, so the two can be
+    compared: `rules simulate --lead <this> --at T` shows the timeline `lead show` shows at T."""
+    props = dict(lead.properties)
+    if lead.clock_started_at and lead.policy_snapshot:
+        starts = lead.policy_snapshot.get("definition", {}).get("first_touch", {})
+        if starts.get("clock_starts") == "owner_assigned":
+            props["hubspot_owner_assigneddate"] = lead.clock_started_at.isoformat()
+    return {
+        "portalId": lead.portal_id,
+        "policy": lead.policy,
+        "properties": props,
+        "touches": [{"at": t.at.isoformat(), "connect": t.connect} for t in lead.touches],
+        "history": history_json(history(lead.state)),
     }
 
 

@@ -383,9 +383,12 @@ class _Decider:
             why = None
             if row.kind in COALESCED and latest is not None and latest is not row:
                 why = f"superseded by {latest.step}"
-            elif row.kind in COALESCED and (row.recipient or "").startswith("owner:"):
-                if row.recipient != owner:  # reassigned later in this same decision
-                    why = f"the lead now belongs to {self.lead.owner_id}"
+            elif (
+                row.kind in COALESCED
+                and (row.recipient or "").startswith("owner:")
+                and row.recipient != owner  # reassigned later in this same decision
+            ):
+                why = f"the lead now belongs to {self.lead.owner_id}"
             if why is not None:
                 self.out.audit.append(("message.superseded", {"step": row.step, "why": why}))
                 continue

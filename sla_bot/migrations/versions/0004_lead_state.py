@@ -198,6 +198,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.add_column("leads", sa.Column("generation", sa.Integer(), server_default="0", nullable=False))
+    op.add_column(
+        "leads", sa.Column("generation", sa.Integer(), server_default="0", nullable=False)
+    )
     op.drop_column("outbox", "recipient")
     op.drop_column("outbox", "step")
