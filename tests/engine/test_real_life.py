@@ -6,11 +6,14 @@ that follow the lead; each runs on SQLite and PostgreSQL through the real apply,
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 
+from sla_bot.cli import main
 from sla_bot.clock import FrozenClock
 from sla_bot.engine import actions
 from sla_bot.engine.actions import LeadRef
@@ -229,3 +232,45 @@ def test_the_owner_hears_of_the_lead_at_once(engine: Engine, clock: FrozenClock)
     (item,) = h.slack.sent
     assert item.payload["deadline"] == (T0 + 5 * M).isoformat()
     assert item.payload["text"] == "Ann is yours: a new lead needs a first touch"
+
+
+def test_simulate_and_lead_show_agree_with_what_the_engine_did(
+    engine: Engine, clock: FrozenClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = Harness(engine, clock)
+    h.webhook(_sync(1, PROPS))
+    for minute in (0, 4, 5):
+        h.at(T0 + minute * M)
+    h.webhook(prop(1, T0 + 6 * M, "hs_lead_status", "BAD_TIMING"))  # paused after the breach
+    h.at(T0 + 6 * M)
+    h.webhook(prop(1, T0 + 3 * H, "hs_lead_status", "OPEN", n=1))
+    for minutes in (180, 181, 200, 260):
+        h.at(T0 + minutes * M)
+    h.webhook(prop(1, T0 + 5 * H, "num_contacted_notes", 1, n=2))
+    h.webhook(prop(1, T0 + 6 * H, "hs_lead_status", "UNQUALIFIED", n=3))
+    h.at(T0 + 6 * H)
+    now = T0 + 6 * H + M
+    h.at(now)
+    holder = RulesHolder(RULES)
+    holder.reload_if_changed()
+    shown = describe(h.lead(1), [], holder, now)
+    lead_file = tmp_path / "lead.json"
+    lead_file.write_text(json.dumps(shown, default=str))  # `lead show --json` output, as is
+    args = ["rules", "simulate", "--lead", str(lead_file), "--at", now.isoformat(), "--json"]
+    assert main([*args, "--dir", str(RULES)]) == 0
+    simulated = json.loads(capsys.readouterr().out)
+
+    def steps(tl: dict) -> list[tuple[str, str, str]]:
+        return [(s["key"], s["due_at"], s["state"]) for s in tl["steps"]]
+
+    assert steps(simulated) == steps(shown["timeline"])
+    live = {r["step"] for r in h.rows("slack") if r["status"] != "cancelled"}
+    for step in shown["timeline"]["steps"]:
+        if step["outcome"] == "sent" and step["recipients"]:
+            assert step["key"] in live, step["key"]
+        elif step["key"] in live:
+            raise AssertionError(f"{step['key']} was sent but shows {step['outcome']}")
+    outcomes = {s["key"]: s["outcome"] for s in shown["timeline"]["steps"]}
+    assert outcomes["ladder.1"] == "sent"
+    assert outcomes["ladder.2"].startswith("sent") or outcomes["ladder.2"] == "cancelled"
+    assert outcomes["disqualification.premature@20261120T210000Z"] == "sent"
