@@ -30,7 +30,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sla_bot.engine.touches import TOUCH_KINDS, TOUCH_OUTCOMES
+from sla_bot.engine.touches import TOUCH_KINDS
+from sla_bot.rules.steps import TOUCH_OUTCOMES
 
 
 @dataclass(frozen=True)

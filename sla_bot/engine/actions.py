@@ -27,10 +27,9 @@ from sla_bot.engine.reassign import last_assignments, pick_owner, remember_assig
 from sla_bot.engine.state import Ack, Snooze
 from sla_bot.rules import RuleSet
 from sla_bot.rules.people import People
-from sla_bot.rules.steps import REASSIGNED
+from sla_bot.rules.steps import REASSIGNED, TOUCH_OUTCOMES
 
 SNOOZE_CAP = timedelta(hours=24)  # the rules have no snooze setting yet; see docs/engine.md
-KINDS = tch.TOUCH_KINDS
 
 
 class ActionRefused(Exception):
@@ -108,7 +107,7 @@ def log_touch(
     """A touch logged in Slack: counts now, and is written to HubSpot as an engagement."""
     if kind not in tch.TOUCH_KINDS:
         raise ActionRefused(f"unknown touch kind {kind!r}")
-    if outcome not in tch.TOUCH_OUTCOMES:
+    if outcome not in TOUCH_OUTCOMES:
         raise ActionRefused(f"unknown outcome {outcome!r}")
     now = at
 

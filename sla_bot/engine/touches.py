@@ -29,7 +29,6 @@ PAIR_WINDOW = timedelta(hours=1)
 SAME_INSTANT = timedelta(seconds=1)  # HubSpot keeps milliseconds; our times have microseconds
 # What a rep can log with the Slack button (each is an engagement HubSpot counts as contacted).
 TOUCH_KINDS = ("call", "email", "meeting", "linkedin", "voicemail")
-TOUCH_OUTCOMES = ("attempt", "connect")
 
 
 def _nearest_hubspot(touches: list[TouchRecord], signal: str, at: datetime) -> TouchRecord | None:

@@ -20,12 +20,11 @@ from sla_bot.rules.steps import (
     CADENCE_END,
     PREMATURE_DQ,
     RECYCLE,
+    TOUCH_OUTCOMES,
     History,
     OwnerChange,
 )
 from sla_bot.rules.timeline import Step, Timeline, Touch
-
-TOUCH_KINDS = ("connect", "attempt")
 
 
 class InputError(ValueError):
@@ -47,7 +46,7 @@ def parse_touches(text: str) -> list[Touch]:
     out = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         when, _, kind = item.rpartition(":")
-        if kind in TOUCH_KINDS and when:
+        if kind in TOUCH_OUTCOMES and when:
             out.append(Touch(parse_time(when, "--touches"), connect=kind == "connect"))
         else:
             out.append(Touch(parse_time(item, "--touches")))

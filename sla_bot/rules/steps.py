@@ -33,6 +33,7 @@ REASSIGNED = "reassigned"  # sla-bot gave the lead to another rep
 ACK_EXPIRED = "ack.expired"  # "I'm on it" ran out without a touch
 
 FIRST_TOUCH_KINDS = (WARNING, BREACH, LADDER)
+TOUCH_OUTCOMES = ("attempt", "connect")  # a touch that did not reach the lead, or did
 CADENCE_KINDS = (CADENCE_DUE, CADENCE_END, RECYCLE)
 # Messages that ask someone to act on an open lead: they are withdrawn when the lead closes,
 # connects or is held, re-targeted when the owner changes, and superseded by a newer one.

@@ -183,8 +183,8 @@ class LeadLife(RuleBasedStateMachine):
     def _hold(self, reason: str, on: bool) -> None:
         was = bool(self.held)
         (self.held.add if on else self.held.discard)(reason)
-        if was and not self.held:
-            self.resumes.append(self.clock.now())
+        if was and not self.held:  # rows decided from here on come after the resume
+            self.resumes.append((self.clock.now(), max((r.id for r in self._rows()), default=0)))
 
     @precondition(lambda self: not self.deleted)
     @rule(status=st.sampled_from(["CONNECTED", "BAD_TIMING", "OPEN", "UNQUALIFIED"]))
@@ -268,7 +268,7 @@ class LeadLife(RuleBasedStateMachine):
         for r in self._rows():
             if r.channel != "slack" or r.status == "cancelled" or r.kind == REASSIGNED:
                 continue
-            resumed = [t for t in self.resumes if t <= r.decided_at]
+            resumed = [t for t, last_row in self.resumes if r.id > last_row]
             if resumed and r.due_at is not None and r.kind in NUDGES:
                 assert r.due_at >= resumed[-1], (r.step, r.due_at, resumed[-1])
 
