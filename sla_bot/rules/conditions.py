@@ -19,6 +19,7 @@ from sla_bot.rules.steps import (
     BREACH,
     CADENCE_KINDS,
     CANCELLED,
+    FIRST_TOUCH_KINDS,
     PAUSED,
     PREMATURE_DQ,
     RECYCLE,
@@ -197,13 +198,13 @@ def _holds(
 
 
 def after_connect(steps: list[Step], facts: Facts) -> list[Step]:
-    """A connect ends the cadence: no more gap nudges, no recycling."""
+    """A connect ends the cadence (no more gap nudges, no recycling) and, like any touch, the
+    first-touch ladder."""
     if facts.connected_at is None:
         return steps
     why = f"connected at {facts.connected_at.isoformat()}"
-    return [
-        cancel(s, why, after=facts.connected_at) if s.kind in CADENCE_KINDS else s for s in steps
-    ]
+    ended = (*CADENCE_KINDS, *FIRST_TOUCH_KINDS)
+    return [cancel(s, why, after=facts.connected_at) if s.kind in ended else s for s in steps]
 
 
 def after_close(steps: list[Step], facts: Facts, *, revert: bool, needed: int) -> list[Step]:

@@ -59,9 +59,11 @@ class Action(Base):
 
     @property
     def kind(self) -> str:
-        return next(iter(self.model_dump(exclude_none=True)))
+        # Read on every step of every timeline: a field scan, not a model_dump.
+        return next(name for name in _ACTION_KINDS if getattr(self, name) is not None)
 
 
+_ACTION_KINDS = tuple(Action.model_fields)
 Actions = list[Annotated[Action, BeforeValidator(_action_shorthand)]]
 
 
