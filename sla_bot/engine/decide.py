@@ -30,12 +30,12 @@ from typing import Any
 from sla_bot.engine import notifications as note
 from sla_bot.engine.effects import Decision, OutboxRow, PendingRow
 from sla_bot.engine.leads import Lead
+from sla_bot.engine.messaging import Messages
 from sla_bot.engine.owners import BY_ROUND_ROBIN, reassigned_by_a_person_since, set_owner
 from sla_bot.engine.reassign import pick_owner
 from sla_bot.engine.schedule import timeline_of
 from sla_bot.engine.state import Ack
 from sla_bot.rules import RuleSet, Timeline
-from sla_bot.rules.people import NEW_OWNER, Recipient
 from sla_bot.rules.steps import (
     ACK_EXPIRED,
     ASSIGNED,
@@ -63,8 +63,6 @@ NOTED = (LADDER, RECYCLE, PREMATURE_DQ)
 CLOSING = {"recycled", "disqualified", "stopped"}
 QUIET = CLOSING | {"paused", "connected"}  # no nudge goes out in these states
 FINAL = ("deleted", "merged", "not_found")
-# Nudges one newer message replaces; a handover ("reassigned") always gets through.
-COALESCED = NUDGES - {REASSIGNED}
 SENT = "sent"
 
 
@@ -108,9 +106,7 @@ class _Decider:
         self.lead = out.lead
         self.state = out.lead.state
         self.policy = rules.policies[out.lead.policy or ""]
-        cad = self.policy.cadence
-        self.cadence = (cad.min_touches, cad.max_touches) if cad else (None, None)
-        self.messages: list[OutboxRow] = []
+        self.messages = Messages(out, rules, tl, now, pending, self._deadline)
 
     def run(self) -> None:
         lead, state, tl = self.lead, self.state, self.tl
@@ -124,9 +120,7 @@ class _Decider:
             state.decided[step.key] = self._decide(step, quiet)
         self._ack(quiet)
         self._next_touch_task()
-        self._follow_pending(quiet)
-        self._one_per_recipient()
-        self.out.rows += self.messages
+        self.out.rows += self.messages.finish(quiet)
         self._status()
         lead.next_due_at = None if lead.status == "closed" else self._next_due()
 
@@ -160,7 +154,7 @@ class _Decider:
             if r.role == "owner":
                 if new_owner is not None:
                     continue  # the "reassigned" message tells the new owner
-                r = self._as_current_owner(r)
+                r = self.messages.as_current_owner(r)
             if r.deliver_at is None:
                 skipped.append({"name": r.name, "why": r.note})
                 continue
@@ -168,44 +162,12 @@ class _Decider:
             snooze = self.state.snooze
             if snooze and r.role == "owner" and step.kind in HELD_BY_SNOOZE:
                 deliver = max(deliver, snooze.until)
-            self._message(step.kind, step, r, deliver)
+            self.messages.add(step.kind, step, r, deliver)
             sent.append({"role": r.role, "name": r.name, "deliver_at": deliver.isoformat()})
         self._hubspot(step)
         detail = {"step": step.key, "kind": step.kind, "due_at": step.due_at.isoformat()}
         detail.update(sent=sent, skipped=skipped, detail=note.jsonable(step.detail))
         self.out.audit.append(("step.fired", detail))
-
-    def _message(
-        self,
-        kind: str,
-        step: Step,
-        r: Recipient,
-        deliver: datetime,
-        *,
-        key: str | None = None,
-        **extra: Any,
-    ) -> None:
-        d = step.detail
-        reason = d.get("reason") or "; ".join(d.get("because") or []) or None
-        payload = note.message(
-            kind,
-            self.lead,
-            self.rules,
-            r,
-            step_key=step.key,
-            deadline=self._deadline(step),
-            timezone=self.tl.timezone,
-            cadence=self.cadence,
-            detail=note.describe(step),
-            reason=reason,
-            **extra,
-        )
-        rid = note.recipient_id(r)
-        key = key or f"lead:{self.lead.id}:{step.key}:{r.role}:{rid}"
-        who = f"{r.role}:{r.owner_id if r.role == 'owner' and r.owner_id else rid}"
-        self.messages.append(
-            OutboxRow(key, "slack", kind, payload, step.due_at, deliver, step.key, who)
-        )
 
     def _hubspot_row(self, step_key: str, suffix: str, payload: dict[str, Any]) -> None:
         key = f"lead:{self.lead.id}:{step_key}:hubspot:{suffix}"
@@ -256,7 +218,7 @@ class _Decider:
         old_r = note.owner_recipient(self.rules, self.lead, old, self.now)
         new_r = note.owner_recipient(self.rules, self.lead, picked, self.now)
         for r in (old_r, new_r):
-            self._message(
+            self.messages.add(
                 REASSIGNED,
                 step,
                 r,
@@ -267,13 +229,6 @@ class _Decider:
             )
         self.out.audit.append(("reassigned", {"step": step.key, "from": old, "to": picked}))
         return picked
-
-    def _as_current_owner(self, r: Recipient) -> Recipient:
-        """The timeline's owner recipient, made the lead's owner now (after a reassignment)."""
-        if r.name != NEW_OWNER and r.owner_id == self.lead.owner_id:
-            return r
-        me = note.owner_recipient(self.rules, self.lead, self.lead.owner_id)
-        return Recipient(me.role, me.name, me.slack, me.email, me.owner_id, r.deliver_at, r.note)
 
     # --- "I'm on it", tasks --------------------------------------------------------------------
 
@@ -297,7 +252,7 @@ class _Decider:
     def _ack_expired(self, ack: Ack) -> None:
         step = Step(ACK_EXPIRED, f"ack.{ack.n}", ack.until)
         r = note.owner_recipient(self.rules, self.lead, self.lead.owner_id, self.now)
-        self._message(ACK_EXPIRED, step, r, self.now)
+        self.messages.add(ACK_EXPIRED, step, r, self.now)
         self.out.audit.append(("ack.expired", ack.model_dump(mode="json")))
 
     def _next_touch_task(self) -> None:
@@ -325,79 +280,6 @@ class _Decider:
         }
         self._hubspot_row(step.key, "create_task", payload)
         self.out.audit.append(("task.planned", {"step": step.key, "due": step.due_at.isoformat()}))
-
-    # --- undelivered messages follow the lead ----------------------------------------------------
-
-    def _follow_pending(self, quiet: bool) -> None:
-        live = {s.key: s for s in self.tl.steps if s.state in (FIRED, PENDING)}
-        for row in self.pending:
-            if row.kind not in NUDGES:
-                continue
-            if quiet:
-                self._withdraw(row, f"lead is {self.tl.status}")
-                continue
-            step = live.get(row.step or "")
-            if row.kind in (REASSIGNED, ACK_EXPIRED):
-                if row.kind == ACK_EXPIRED and self.state.ack is None:
-                    self._withdraw(row, "the owner changed")
-                continue
-            if step is None:
-                gone = next((s for s in self.tl.steps if s.key == row.step), None)
-                self._withdraw(row, gone.why if gone is not None else "no longer due")
-                continue
-            if row.owner_id is not None and row.owner_id != self.lead.owner_id:
-                self._withdraw(row, f"the lead now belongs to {self.lead.owner_id}")
-                self._retarget(step)
-
-    def _retarget(self, step: Step) -> None:
-        """A withdrawn owner message goes to the current owner instead, with fresh buttons."""
-        if step.state != FIRED:
-            return
-        for r in step.recipients:
-            if r.role != "owner":
-                continue
-            r = self._as_current_owner(r)
-            if r.deliver_at is None or r.owner_id is None:
-                return
-            epoch = len(self.state.owners)
-            key = f"lead:{self.lead.id}:{step.key}:owner:{note.recipient_id(r)}:o{epoch}"
-            self._message(step.kind, step, r, max(r.deliver_at, self.now), key=key)
-            return
-
-    def _withdraw(self, row: PendingRow, why: str) -> None:
-        if row.id not in self.out.withdrawn:
-            self.out.withdrawn[row.id] = why
-            self.out.audit.append(("message.withdrawn", {"step": row.step, "why": why}))
-
-    def _one_per_recipient(self) -> None:
-        """Each recipient gets the newest nudge of this decision; it also supersedes their
-        undelivered older ones."""
-        newest: dict[str, OutboxRow] = {}
-        for row in self.messages:
-            if row.kind in COALESCED and row.recipient:
-                newest[row.recipient] = row
-        kept = []
-        owner = f"owner:{self.lead.owner_id}"
-        for row in self.messages:
-            latest = newest.get(row.recipient or "")
-            why = None
-            if row.kind in COALESCED and latest is not None and latest is not row:
-                why = f"superseded by {latest.step}"
-            elif (
-                row.kind in COALESCED
-                and (row.recipient or "").startswith("owner:")
-                and row.recipient != owner  # reassigned later in this same decision
-            ):
-                why = f"the lead now belongs to {self.lead.owner_id}"
-            if why is not None:
-                self.out.audit.append(("message.superseded", {"step": row.step, "why": why}))
-                continue
-            kept.append(row)
-        self.messages = kept
-        for row in self.pending:
-            latest = newest.get(row.recipient or "")
-            if row.kind in COALESCED and latest is not None and row.id not in self.out.withdrawn:
-                self._withdraw(row, f"superseded by {latest.step}")
 
     # --- bookkeeping -----------------------------------------------------------------------------
 
