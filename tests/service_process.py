@@ -50,10 +50,10 @@ class ServiceProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.command} exited: {self.log.read_text()[-2000:]}")
             try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if requests.get(self.url + "/readyz", timeout=5).status_code == 200:
                     return self
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # still starting (slowly, on a busy machine)
             time.sleep(0.1)
         raise RuntimeError(f"{self.command} not ready: {self.log.read_text()[-2000:]}")
 

@@ -129,11 +129,10 @@ leads = Table(
     Column("owner_assigned_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=True),  # contact createdate
     Column("clock_started_at", UTCDateTime, nullable=True),
-    Column("generation", Integer, nullable=False, server_default="0"),  # bumps on clock restart
     Column("properties", Text, nullable=False, server_default="{}"),  # JSON: latest known
     Column("touches", Text, nullable=False, server_default="[]"),  # JSON list
     Column("touch_count", Integer, nullable=False, server_default="0"),
-    Column("state", Text, nullable=False, server_default="{}"),  # JSON: ack/snooze/paused...
+    Column("state", Text, nullable=False, server_default="{}"),  # JSON: engine.state.LeadState
     Column("next_due_at", UTCDateTime, nullable=True),
     Column("last_event_ms", BigInteger, nullable=False, server_default="0"),
     Column("needs_fetch", Integer, nullable=False, server_default="0"),  # 1: refresh from CRM
@@ -167,8 +166,9 @@ lead_events = Table(
     Column("detail", Text, nullable=False, server_default="{}"),  # JSON
 )
 
-# Decided side effects, delivered separately. `idempotency_key` (lead, step, generation,
-# occurrence) makes deciding the same step twice impossible.
+# Decided side effects, delivered separately. `idempotency_key` (lead, step occurrence,
+# recipient) makes deciding the same occurrence twice impossible; `step` and `recipient` let a
+# later decision withdraw or re-target an undelivered message.
 outbox = Table(
     "outbox",
     metadata,
@@ -179,6 +179,8 @@ outbox = Table(
     Column("idempotency_key", String(255), nullable=False, unique=True),
     Column("channel", String(16), nullable=False),  # slack | hubspot | log
     Column("kind", String(64), nullable=False),  # e.g. first_touch.breach, recycle
+    Column("step", String(128), nullable=True),  # the step occurrence, e.g. ladder.2
+    Column("recipient", String(160), nullable=True),  # "<role>:<id>" of a Slack message
     Column("payload", Text, nullable=False),  # JSON: recipients, message facts, CRM operation
     Column("status", String(16), nullable=False),  # pending | sent | failed | cancelled
     Column("attempts", Integer, nullable=False, server_default="0"),

@@ -25,6 +25,7 @@ from sla_bot.engine import leads as repo
 from sla_bot.engine.apply import finish, store
 from sla_bot.engine.events import close, set_properties
 from sla_bot.rules import LoadedRules, RuleSet
+from sla_bot.rules.conditions import condition_properties
 from sla_bot.rules.select import instant_of
 
 log = logging.getLogger(__name__)
@@ -55,15 +56,7 @@ def referenced_properties(rules: RuleSet) -> list[str]:
         for rule in block.leads:
             names |= rule.when.properties()
     for p in rules.policies.values():
-        for sel in (p.stop_when, p.touches.connected_when):
-            if sel is not None:
-                names |= sel.properties()
-        if p.pause is not None:
-            names |= p.pause.when.properties()
-            if p.pause.resume_property:
-                names.add(p.pause.resume_property)
-        if p.premature_disqualification is not None:
-            names |= p.premature_disqualification.when.properties()
+        names |= condition_properties(p)
     return sorted(names)
 
 
@@ -129,7 +122,7 @@ class Fetcher:
                     modified = instant_of(contact.get("lastmodifieddate")) or now
                     values = dict(contact.properties)
                     entries += set_properties(lead, values, to_epoch_ms(modified))
-                    names = lead.state.setdefault("owner_names", {})
+                    names = lead.state.owner_names
                     owner = contact.get("hubspot_owner_id")
                     if owner and owner in self.owner_names:
                         names[owner] = self.owner_names[owner]

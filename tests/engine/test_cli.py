@@ -35,12 +35,22 @@ def test_lead_show_prints_decisions_and_timeline(
     assert main(["lead", "show", "901", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     fired = [e["detail"]["step"] for e in report["events"] if e["kind"] == "step.fired"]
-    assert fired == ["first_touch.warning", "first_touch.breach", "ladder.1", "ladder.2"]
+    assert fired == [
+        "lead.assigned@20261120T150000Z",
+        "first_touch.warning",
+        "first_touch.breach",
+        "ladder.1",
+        "ladder.2",
+    ]
     assert report["lead"]["policy"] == "inbound_demo"
-    assert [s["key"] for s in report["timeline"]["steps"]][:2] == [
+    steps = {s["key"]: s for s in report["timeline"]["steps"]}
+    assert [s["key"] for s in report["timeline"]["steps"]][1:3] == [
         "first_touch.warning",
         "first_touch.breach",
     ]
+    # What the engine did, step by step: only what was sent says so.
+    assert steps["ladder.2"]["outcome"] == "sent"
+    assert steps["ladder.3"]["outcome"] == "due: decided on the next sweep"  # not "fired"
     assert main(["lead", "show", "901", "--portal", "62515"]) == 0
     out = capsys.readouterr().out
     assert "step.fired" in out and "ladder.2" in out and "Policy:  inbound_demo" in out
