@@ -30,7 +30,9 @@ SECRET_VARIABLES = (
     "SLACK_SIGNING_SECRET",
     "SLA_BOT_SECRET_KEY",
 )
-DEFAULT_OAUTH_SCOPES = "crm.objects.contacts.read crm.objects.contacts.write crm.objects.owners.read"
+DEFAULT_OAUTH_SCOPES = (
+    "crm.objects.contacts.read crm.objects.contacts.write crm.objects.owners.read"
+)
 
 
 class ConfigError(Exception):
