@@ -101,15 +101,16 @@ def configured_portals(
     return found
 
 
-def webhook_secrets(settings: Settings) -> list[str]:
-    """Client secrets a webhook may be signed with: the app's, then each private app's."""
-    secrets = []
+def webhook_secrets(settings: Settings) -> list[tuple[str, int | None]]:
+    """(client secret, portal) pairs a webhook may be signed with: the app's secret (any
+    portal, None), then each private app's (only its own portal)."""
+    pairs: dict[str, int | None] = {}
     if settings.hubspot_client_secret is not None:
-        secrets.append(settings.hubspot_client_secret.get_secret_value())
+        pairs[settings.hubspot_client_secret.get_secret_value()] = None
     for portal in configured_portals(settings):
-        if portal.client_secret is not None:
-            secrets.append(portal.client_secret.get_secret_value())
-    return list(dict.fromkeys(secrets))
+        if portal.client_secret is not None and portal.source != ENV_SOURCE:
+            pairs.setdefault(portal.client_secret.get_secret_value(), portal.portal_id)
+    return list(pairs.items())
 
 
 def _read_file(path: Path, env: Mapping[str, str]) -> list[PrivatePortal]:
