@@ -54,6 +54,7 @@ def _services(settings: Any, *, require_schema: bool = True, worker: bool = Fals
         try:
             check_startup(services.engine, settings, secret_box(settings))
         except ConfigError as exc:
+            services.engine.dispose()
             print(f"sla-bot: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     services.rules = _rules_holder(settings)

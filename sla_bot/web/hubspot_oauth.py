@@ -111,6 +111,8 @@ def callback() -> Response:
     nonce = payload["n"]
     if payload.get("c") != app.client_id:
         return _page(400, "Unknown app", "This install was started for another app.", "other_app")
+    if store.state_used(services.engine, nonce):
+        return _page(400, "Install link already used", "Nothing was changed.", "replayed")
     if request.cookies.get(COOKIE) != nonce:
         return _page(
             400,
@@ -119,8 +121,6 @@ def callback() -> Response:
             "from /oauth/hubspot/install.",
             "other_browser",
         )
-    if store.state_used(services.engine, nonce):
-        return _page(400, "Install link already used", "Nothing was changed.", "replayed")
     try:
         tokens = app.exchange(code)
         info = app.token_info(tokens.access_token)
