@@ -132,12 +132,12 @@ class FakeOAuth:
         }
 
     def check(self, token: str, now: datetime) -> tuple[Grant | None, str]:
-        """(grant, "") for a usable bearer token, else (None, why)."""
+        """(grant, "") for a usable bearer token, else (grant or None, why)."""
         grant = self.access.get(token)
         if grant is None or grant.revoked:
             return None, "unknown"
         if grant.expires_at is not None and grant.expires_at <= now:
-            return None, "expired"
+            return grant, "expired"
         return grant, ""
 
     def uninstall(self, portal_id: int) -> None:

@@ -455,8 +455,14 @@ class FakeHubSpot(LocalServer):
     ) -> Answer:
         auth = request.headers.get("Authorization", "")
         grant, why = self.oauth.check(auth.removeprefix("Bearer ").strip(), self.now())
-        if grant is None or not auth.startswith("Bearer ") or grant.portal_id not in self.portals:
-            if why == "expired":
+        if (
+            why
+            or grant is None
+            or not auth.startswith("Bearer ")
+            or grant.portal_id not in self.portals
+        ):
+            if why == "expired" and grant is not None:
+                record.portal_id = grant.portal_id
                 message = "The OAuth token used to make this call expired 0 second(s) ago."
                 return (*error(401, message, "EXPIRED_AUTHENTICATION"), {})
             return (*error(401, AUTH_MESSAGE, "INVALID_AUTHENTICATION"), {})
