@@ -85,7 +85,9 @@ def seed(engine: Engine, fake: FakeHubSpot, contacts: int, share: float, now: da
             hot = bool(every) and i % every == 0
             urgent += hot
             props = {
-                "createdate": (now - timedelta(hours=1)).isoformat(),
+                # Breached a few minutes ago: the escalation writes back as soon as the lead is
+                # routed (steps due over an hour before a lead is first seen are skipped).
+                "createdate": (now - timedelta(minutes=5)).isoformat(),
                 "hubspot_owner_id": "501",
                 "lead_source": "demo_request" if hot else "web",
             }
@@ -95,7 +97,7 @@ def seed(engine: Engine, fake: FakeHubSpot, contacts: int, share: float, now: da
                     "eventId": i,
                     "subscriptionId": 1,
                     "portalId": portal_id,
-                    "occurredAt": to_epoch_ms(now - timedelta(hours=1)),
+                    "occurredAt": to_epoch_ms(now - timedelta(minutes=5)),
                     "subscriptionType": "contact.creation",
                     "attemptNumber": 0,
                     "objectId": i,

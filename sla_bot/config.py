@@ -255,7 +255,7 @@ class Settings(BaseModel):
     def capabilities(self) -> list[str]:
         """Plain statements of what this configuration will and will not do (logged at start)."""
         notes = []
-        if self.hubspot_client_secret is None:
+        if self.hubspot_client_secret is None and self.hubspot_portals_file is None:
             if self.insecure_allow_unsigned:
                 notes.append(
                     "INSECURE: HUBSPOT_CLIENT_SECRET is not set and "
