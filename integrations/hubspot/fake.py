@@ -89,6 +89,17 @@ class RecordedRequest:
     portal_id: int | None = None  # the portal the token belongs to (CRM calls)
 
 
+def max_in_any_window(times: Iterable[float], window: float) -> int:
+    """The most of ``times`` that fall within any half-open interval of length ``window``."""
+    ordered = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(ordered):
+        while ordered[lo] <= t - window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
 class FakePortal:
     """One HubSpot account in the fake: its CRM, its rate window, its request log."""
 
@@ -107,13 +118,7 @@ class FakePortal:
 
     def windows_max(self, window: float, *, search: bool = False) -> int:
         """The most requests (non-search, or search) that arrived within any ``window``."""
-        times = sorted(t for t, s, _ in self.arrivals if s == search)
-        best, lo = 0, 0
-        for hi, t in enumerate(times):
-            while times[lo] <= t - window:
-                lo += 1
-            best = max(best, hi - lo + 1)
-        return best
+        return max_in_any_window([t for t, s, _ in self.arrivals if s == search], window)
 
     @property
     def rejected(self) -> int:

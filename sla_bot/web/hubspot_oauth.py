@@ -54,19 +54,19 @@ def _services() -> Services:
     return current_app.extensions["sla_bot"]
 
 
+NOT_CONFIGURED = (
+    "Set HUBSPOT_CLIENT_ID, HUBSPOT_CLIENT_SECRET, HUBSPOT_OAUTH_REDIRECT_URL and "
+    "SLA_BOT_SECRET_KEY to install the app through OAuth. Nothing was stored."
+)
+
+
 @bp.get("/oauth/hubspot/install")
 def install() -> Response:
     services = _services()
     settings = services.settings
     app, box = oauth_app(settings), secret_box(settings)
     if app is None or box is None:
-        return _page(
-            404,
-            "OAuth install is not configured",
-            "Set HUBSPOT_CLIENT_ID, HUBSPOT_CLIENT_SECRET, HUBSPOT_OAUTH_REDIRECT_URL and "
-            "SLA_BOT_SECRET_KEY to install the app through OAuth.",
-            "not_configured",
-        )
+        return _page(404, "OAuth install is not configured", NOT_CONFIGURED, "not_configured")
     nonce = secrets.token_urlsafe(24)
     state = box.seal({"n": nonce, "c": app.client_id}, now=services.clock.now())
     response = redirect(app.authorize_url(settings.hubspot_oauth_scopes, state), code=302)

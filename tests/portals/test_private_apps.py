@@ -100,6 +100,15 @@ def test_json_works_too(tmp_path, monkeypatch) -> None:
     assert p.portal_id == 5
 
 
+def private_settings(engine: Engine, fake: FakeHubSpot, tmp_path: Path) -> Any:
+    url = engine.url.render_as_string(hide_password=False)
+    return make_settings(
+        DATABASE_URL=url,
+        HUBSPOT_PORTALS_FILE=str(portals_file(tmp_path, fake)),
+        HUBSPOT_API_BASE_URL=fake.base_url,
+    )
+
+
 @pytest.fixture
 def web(env, engine: Engine, clock: FrozenClock, tmp_path: Path) -> Any:
     url = engine.url.render_as_string(hide_password=False)
@@ -142,12 +151,7 @@ def test_one_portals_secret_cannot_speak_for_another_portal(web, engine, clock) 
 def test_each_portal_is_called_with_its_own_token(
     env, engine, clock, fake_hubspot, tmp_path
 ) -> None:
-    url = engine.url.render_as_string(hide_password=False)
-    settings = make_settings(
-        DATABASE_URL=url,
-        HUBSPOT_PORTALS_FILE=str(portals_file(tmp_path, fake_hubspot)),
-        HUBSPOT_API_BASE_URL=fake_hubspot.base_url,
-    )
+    settings = private_settings(engine, fake_hubspot, tmp_path)
     fake_hubspot.portal(A).add_contact("1", {"firstname": "Ada"})
     fake_hubspot.portal(B).add_contact("1", {"firstname": "Bea"})
     registry = PortalClients(engine, settings, clock)
@@ -167,12 +171,7 @@ def test_each_portal_is_called_with_its_own_token(
 def test_the_daily_limit_pauses_only_that_portal(
     env, engine, clock, fake_hubspot, tmp_path
 ) -> None:
-    url = engine.url.render_as_string(hide_password=False)
-    settings = make_settings(
-        DATABASE_URL=url,
-        HUBSPOT_PORTALS_FILE=str(portals_file(tmp_path, fake_hubspot)),
-        HUBSPOT_API_BASE_URL=fake_hubspot.base_url,
-    )
+    settings = private_settings(engine, fake_hubspot, tmp_path)
     for p in (A, B):
         fake_hubspot.portal(p).add_contact("1", {"firstname": "X"})
     fake_hubspot.portal(A).daily_limit_exhausted = True
