@@ -88,6 +88,8 @@ class SharedBudget:
         """HubSpot answered 429: no slot of this bucket is used for `seconds`."""
         if seconds <= 0:
             return
+        if not self._ready:
+            self._create_slots()
         with self._transaction() as conn:
             until = self._now_sql() + seconds
             conn.execute(
