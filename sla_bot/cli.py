@@ -48,7 +48,7 @@ def _services(settings: Any, *, require_schema: bool = True, worker: bool = Fals
         raise SystemExit(2)
     if require_schema:
         from sla_bot.config import ConfigError
-        from sla_bot.portals.registry import secret_box
+        from sla_bot.portals.apps import secret_box
         from sla_bot.portals.status import check_startup
 
         try:

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from hubspot import HubSpot
-
 from integrations.hubspot.errors import HubSpotError, PermanentHubSpotError, classify
 
 REVOKED_STATUSES = frozenset({"BAD_REFRESH_TOKEN", "invalid_grant"})
@@ -69,6 +67,8 @@ class HubSpotOAuth:
         self.base_url = base_url.rstrip("/")
         self._authorize = authorize_url
         self.timeout = timeout
+        from hubspot import HubSpot  # the SDK is slow to import; only OAuth callers pay
+
         self._sdk = HubSpot(host=self.base_url, retry=False)
 
     def __repr__(self) -> str:

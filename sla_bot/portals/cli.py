@@ -34,7 +34,7 @@ def _open() -> Any:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from sla_bot.portals.registry import secret_box
+    from sla_bot.portals.apps import secret_box
     from sla_bot.portals.status import portal_statuses
 
     services = _open()
@@ -105,7 +105,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
     from sla_bot.portals import store
-    from sla_bot.portals.registry import secret_box
+    from sla_bot.portals.apps import secret_box
 
     services = _open()
     box = secret_box(services.settings)

@@ -23,42 +23,17 @@ from sqlalchemy.engine import Engine
 
 from integrations.hubspot.client import HubSpotClient
 from integrations.hubspot.errors import HubSpotError, PortalUnavailable
-from integrations.hubspot.oauth import HubSpotOAuth
 from sla_bot.clock import Clock
 from sla_bot.config import Settings
 from sla_bot.portals import store
+from sla_bot.portals.apps import oauth_app, secret_box
 from sla_bot.portals.budget import SharedBudget
 from sla_bot.portals.config import PrivatePortal, configured_portals
 from sla_bot.portals.tokens import OAuthTokens
-from sla_bot.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 
 DAILY_PAUSE = timedelta(hours=1)  # HubSpot resets at the portal's midnight: probe hourly
-
-
-def oauth_app(settings: Settings) -> HubSpotOAuth | None:
-    """The configured OAuth app, or None."""
-    if not settings.oauth_on:
-        return None
-    assert settings.hubspot_client_secret is not None
-    assert settings.hubspot_oauth_redirect_url is not None
-    return HubSpotOAuth(
-        settings.hubspot_client_id or "",
-        settings.hubspot_client_secret.get_secret_value(),
-        settings.hubspot_oauth_redirect_url,
-        base_url=settings.hubspot_api_base_url,
-        authorize_url=settings.hubspot_authorize_url,
-        timeout=(min(3.05, settings.hubspot_timeout_seconds), settings.hubspot_timeout_seconds),
-    )
-
-
-def secret_box(settings: Settings) -> SecretBox | None:
-    if settings.secret_key is None:
-        return None
-    from sla_bot.secretbox import parse_keys
-
-    return SecretBox(parse_keys(settings.secret_key.get_secret_value()))
 
 
 class PortalClients:

@@ -25,7 +25,7 @@ from markupsafe import escape
 from integrations.hubspot.errors import HubSpotError
 from sla_bot import metrics
 from sla_bot.portals import store
-from sla_bot.portals.registry import oauth_app, secret_box
+from sla_bot.portals.apps import oauth_app, secret_box
 from sla_bot.web.services import Services
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from integrations.hubspot.fake import FakeHubSpot
 from sla_bot.cli import main
 from sla_bot.config import ConfigError
 from sla_bot.db.schema import hubspot_portals
-from sla_bot.portals.registry import PortalClients, secret_box
+from sla_bot.portals.apps import secret_box
+from sla_bot.portals.registry import PortalClients
 from sla_bot.portals.status import check_startup
 from sla_bot.web.app import create_app
 from sla_bot.web.services import Services
