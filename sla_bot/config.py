@@ -273,6 +273,11 @@ class Settings(BaseModel):
                 "contacts and owners are not fetched, nothing is written back to HubSpot, and "
                 "reconciliation is off."
             )
+        if self.oauth_on:
+            notes.append(
+                "HubSpot portals can be connected at /oauth/hubspot/install (redirect URL "
+                f"{self.hubspot_oauth_redirect_url} must be registered in the app)."
+            )
         if self.slack_bot_token is None:
             notes.append(
                 "SLACK_BOT_TOKEN is not set: nudges and escalations are printed to the log "
