@@ -123,8 +123,9 @@ class HubSpotWriter:
         create = op != "update_contact"
         try:
             client = self._client_for(item.portal_id)
-        except LookupError as exc:
-            raise DeliveryError(str(exc), permanent=True) from exc
+        except LookupError as exc:  # no client: permanent, unless paused/undiscovered
+            retry = getattr(exc, "retry_after", None)
+            raise DeliveryError(str(exc), permanent=retry is None, retry_after=retry) from exc
         except HubSpotError as err:  # discovering the token's portal failed; nothing was sent
             raise _delivery_error(err, item, create=create, sent=False) from err
         try:
