@@ -201,7 +201,8 @@ class _Builder:
         latest = made[-1]
         if latest.owner_id != self.owner.owner_id:
             return []  # sla-bot reassigned it since: the "reassigned" message told them
-        due = max(latest.at, self.start)
+        # Assigned while the lead was held: they hear when the hold ends.
+        due = self.time.add(max(latest.at, self.start), timedelta(0))
         key = occurrence(ASSIGNED, latest.at)
         return [self._step(ASSIGNED, key, due, actions, deadline=self._breach_iso)]
 
