@@ -72,6 +72,7 @@ class History:
     inputs: list[Input]
     lead_ids: dict[tuple[int, int], int] = field(default_factory=dict)
     ticks: Sequence[datetime] = ()
+    """The instants the sweep ran at and decided something (its audit rows)."""
     delivered: dict[str, datetime] = field(default_factory=dict)
     """Outbox key -> when the real deliverer sent it (a replayed message with the same key
     stops being "undelivered" then)."""
@@ -83,26 +84,36 @@ class History:
     """What the history cannot tell, in words for the report."""
     not_replayed: dict[str, int] = field(default_factory=dict)
     """Leads left out, by reason."""
+    passes: list[datetime] = field(default_factory=list, init=False)
+    """The instants the worker applied events or read contacts at."""
 
     def __post_init__(self) -> None:
         self.inputs.sort(key=input_order)
         self.ticks = sorted(set(self.ticks))
+        self.passes = sorted({i.at for i in self.inputs if not isinstance(i, Button)})
 
     def leads(self) -> set[tuple[int, int]]:
         return {(i.portal_id, i.object_id) for i in self.inputs}
 
 
 class Ticks:
-    """When the sweep would decide a lead due at T: at the first recorded sweep instant at or
-    after T if there is one within `slack` (the worker ticked then), else at T itself (a sweep
-    that ticks every second, with no recorded pass nearby, decides within that second)."""
+    """When the sweep would decide a lead due at T.
 
-    def __init__(self, ticks: Sequence[datetime], slack: timedelta) -> None:
-        self.ticks = list(ticks)
-        self.slack = slack
+    The sweep runs every second; a pass that decided something left audit rows, so its instant
+    is known (`sweep`). A lead due at T is decided at the first known sweep pass at or after T,
+    if there is one within `slack`; else at the first other pass of the worker (`passes`:
+    applying events, reading contacts) within `slack`, because the worker sweeps right after
+    those (a lead whose deletion was applied there is not decided before it); else at T itself.
+    """
+
+    def __init__(
+        self, sweep: Sequence[datetime], passes: Sequence[datetime], slack: timedelta
+    ) -> None:
+        self.sweep, self.passes, self.slack = list(sweep), list(passes), slack
 
     def after(self, at: datetime) -> datetime:
-        i = bisect_left(self.ticks, at)
-        if i < len(self.ticks) and self.ticks[i] - at <= self.slack:
-            return self.ticks[i]
+        for ticks in (self.sweep, self.passes):
+            i = bisect_left(ticks, at)
+            if i < len(ticks) and ticks[i] - at <= self.slack:
+                return ticks[i]
         return at

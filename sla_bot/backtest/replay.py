@@ -118,7 +118,7 @@ class Replay:
     ) -> None:
         self.h = history
         self.loaded = loaded
-        self.ticks = Ticks(history.ticks, slack)
+        self.ticks = Ticks(history.ticks, history.passes, slack)
         self.observer = observer or _Nobody()
         self.keep = keep
         self.progress = progress
