@@ -73,9 +73,9 @@ class History:
     lead_ids: dict[tuple[int, int], int] = field(default_factory=dict)
     ticks: Sequence[datetime] = ()
     """The instants the sweep ran at and decided something (its audit rows)."""
-    delivered: dict[str, datetime] = field(default_factory=dict)
-    """Outbox key -> when the real deliverer sent it (a replayed message with the same key
-    stops being "undelivered" then)."""
+    delivered: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    """Outbox key -> (decided at, sent at) of the rows the real deliverer sent: a replayed
+    message decided by the same decision stops being "undelivered" when it really was sent."""
     round_robin: dict[int, dict[str, datetime | None]] = field(default_factory=dict)
     """portal -> owner -> the last round-robin assignment before the first input."""
     fetching: bool = False

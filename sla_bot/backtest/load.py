@@ -279,16 +279,16 @@ class _Loader:
                 ticks.add(r.at)
         return sorted(ticks)
 
-    def _delivered(self, lead_ids: list[int]) -> dict[str, datetime]:
-        out: dict[str, datetime] = {}
+    def _delivered(self, lead_ids: list[int]) -> dict[str, tuple[datetime, datetime]]:
+        out: dict[str, tuple[datetime, datetime]] = {}
         failed = 0
         for chunk in _chunks(sorted(lead_ids)):
-            q = select(outbox.c.idempotency_key, outbox.c.sent_at, outbox.c.status).where(
-                outbox.c.lead_id.in_(chunk)
-            )
+            q = select(
+                outbox.c.idempotency_key, outbox.c.decided_at, outbox.c.sent_at, outbox.c.status
+            ).where(outbox.c.lead_id.in_(chunk))
             for r in self.conn.execute(q):
                 if r.sent_at is not None:
-                    out[r.idempotency_key] = r.sent_at
+                    out[r.idempotency_key] = (r.decided_at, r.sent_at)
                 failed += r.status == "failed"
         if failed:
             self.unknown.append(

@@ -12,7 +12,8 @@ from input to input and to every `next_due_at` the decisions produce:
   recorded sweep pass at or after T (within `slack`), else T; leads due in one pass are decided
   in the sweep's order (next_due_at, id), sharing the round-robin times as the sweep does;
 - a decided Slack message stays undelivered (`pending` for later decisions) until the real
-  deliverer sent the message with the same key, or else until its delivery time.
+  deliverer sent it (the row with the same key, decided at the same instant), or else until
+  the deliver pass at its delivery time.
 
 Nothing here reads the database or the network: `History` is all it is given.
 """
@@ -68,6 +69,7 @@ class ReplayedRow:
     sent_at: datetime  # when it stops being undelivered: recorded, else the deliver tick
     status: str = "pending"  # pending | cancelled (sent is `sent_at <= now`)
     error: str | None = None
+    tag: Any = None  # what an observer counted the row under (undone if it is withdrawn)
 
 
 class Observer(Protocol):
@@ -320,7 +322,11 @@ class Replay:
             return None
         self.keys.add(key)
         assert lead.id is not None
-        sent = self.h.delivered.get(key) or self.ticks.after(r.deliver_at)
+        recorded = self.h.delivered.get(key)
+        if recorded is not None and recorded[0] == now:  # the same decision the worker made
+            sent = recorded[1]
+        else:
+            sent = self.ticks.after(r.deliver_at)
         row = ReplayedRow(
             self.next_id,
             lead.id,

@@ -139,7 +139,6 @@ class Tally:
         owner_before: str | None,
     ) -> None:
         fate = self._fate(lead)
-        first = lead.state.first_seen_at
         for kind, detail in entries:
             if kind == "step.fired":
                 step_kind = detail.get("kind")
@@ -152,19 +151,11 @@ class Tally:
             elif kind == "reassigned":
                 fate.reassigned += 1
         fate.status = lead.state.status or lead.status
-        del first
         if not self._inside(at) or lead.policy is None:
             return
         groups = self._groups(lead, owner_before, at.date())
-        lead_key = (str(lead.portal_id), lead.object_id)
-        for dim, key in groups:
-            marker = f"{dim}:{key}"
-            if lead_key not in self.seen[marker]:
-                self.seen[marker].add(lead_key)
-                self.report.by[dim][key]["leads"] += 1
-        if lead_key not in self.seen["*"]:
-            self.seen["*"].add(lead_key)
-            self.report.totals["leads"] += 1
+        if source == "decide":
+            self._seen(lead, groups)
         for kind, detail in entries:
             if kind == "step.fired":
                 metric = {BREACH: "breaches", RECYCLE: "recycles", PREMATURE_DQ: "dq_flags"}
@@ -177,11 +168,23 @@ class Tally:
             if row.channel == "slack":
                 self._message(row, lead, owner_before, +1)
 
+    def _seen(self, lead: Lead, groups: list[tuple[str, str]]) -> None:
+        """A lead counts once per group it was decided in (a rep: while they owned it)."""
+        lead_key = (str(lead.portal_id), lead.object_id)
+        for dim, key in groups:
+            marker = f"{dim}:{key}"
+            if lead_key not in self.seen[marker]:
+                self.seen[marker].add(lead_key)
+                self.report.by[dim][key]["leads"] += 1
+        if lead_key not in self.seen["*"]:
+            self.seen["*"].add(lead_key)
+            self.report.totals["leads"] += 1
+
     def cancelled(self, row: ReplayedRow, at: datetime) -> None:
-        if row.channel == "slack" and getattr(row, "tally", None) is not None:
-            lead, owner = row.tally  # type: ignore[attr-defined]
+        if row.channel == "slack" and row.tag is not None:
+            lead, owner = row.tag
             self._message(row, lead, owner, -1)
-            row.tally = None  # type: ignore[attr-defined]
+            row.tag = None
 
     def _message(self, row: ReplayedRow, lead: Any, owner: str | None, n: int) -> None:
         role = (row.recipient or "").partition(":")[0] or row.payload["recipient"]["role"]
@@ -196,7 +199,7 @@ class Tally:
             del self.report.recipients[label][day]
         self.report.roles[label] = role
         if n > 0:
-            row.tally = (_Frozen(lead), owner)  # type: ignore[attr-defined]
+            row.tag = (_Frozen(lead), owner)
 
     def _fate(self, lead: Lead) -> Fate:
         key = (lead.portal_id, lead.object_id)
