@@ -92,6 +92,11 @@ class History:
         self.ticks = sorted(set(self.ticks))
         self.passes = sorted({i.at for i in self.inputs if not isinstance(i, Button)})
 
+    def extend(self, inputs: list[Input]) -> None:
+        """Add inputs (e.g. leads rebuilt from HubSpot), keeping time order."""
+        self.inputs += inputs
+        self.__post_init__()
+
     def leads(self) -> set[tuple[int, int]]:
         return {(i.portal_id, i.object_id) for i in self.inputs}
 
