@@ -289,11 +289,15 @@ class Replay:
             for r in self._undelivered(lead, now)
             if r.channel == "slack"
         ]
-        rules = pinned(self.loaded, lead.policy_hash, lead.policy_snapshot or {})
         owner = lead.owner_id
         try:
-            decision = decide(lead, rules, now, rr=self.rr.get(lead.portal_id, {}), pending=pending)
+            rules = pinned(self.loaded, lead.policy_hash, lead.policy_snapshot or {})
+            rr = self.rr.get(lead.portal_id, {})
+            # In place, as the sweep does (a copy per decision would cost a sixth of the replay).
+            decision = decide(lead, rules, now, rr=rr, pending=pending, copy=False)
         except Exception:  # the sweep audits a broken decision and retries it in 5 minutes
+            # (the worker retries from the stored lead; here the lead keeps what the failed
+            # decision changed: such leads are counted in `errors`)
             self.out.errors += 1
             lead.next_due_at = now + RETRY_BROKEN
             decision = Decision(lead, None, audit=[("error", {"retry_in": str(RETRY_BROKEN)})])
