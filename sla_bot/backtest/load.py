@@ -36,7 +36,6 @@ from sla_bot.db.schema import webhook_events as events
 from sla_bot.engine.apply import event_order
 from sla_bot.engine.events import Event
 from sla_bot.engine.state import LeadState
-from sla_bot.rules.select import instant_of
 
 RAW_TYPES = ("contact.merge", "contact.sync", "workflow.contact")
 BUTTONS = ("ack", "snooze", "touch", "reassigned")
@@ -331,6 +330,3 @@ class _Loader:
             if d.get("to") and (not d.get("manual") or d.get("round_robin")):
                 seen(r.portal_id, str(d["to"]), r.at)
         return dict(out)
-
-
-__all__ = ["Period", "instant_of", "load_history", "open_readonly"]

@@ -207,3 +207,25 @@ def test_csv_and_table_say_the_same(
     table = _backtest(monkeypatch, capsys, db_url, "--rules", halved, "--against", str(RULES))
     assert "2->3 (+1)" in table
     assert "LEADS WHOSE FATE CHANGES (1)" in table and "contact 1 (portal 62515)" in table
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_the_progress_bar_shows_only_on_a_terminal() -> None:
+    from sla_bot.backtest.cli import Progress
+
+    quiet, shown = _Stream(tty=False), _Stream(tty=True)
+    for stream in (quiet, shown):
+        bar = Progress("replaying", 2000, stream)
+        bar(1000)
+        bar(2000)
+    assert quiet.getvalue() == ""
+    assert " 50% " in shown.getvalue() and "#" * 30 in shown.getvalue()
+    assert shown.getvalue().endswith("inputs/s\n")

@@ -34,7 +34,7 @@ from sla_bot.engine.fetch import Fetcher
 from tests.backtest.world import START, run_worker, scripts
 from tests.engine.harness import load_rules
 
-LEADS = int(os.environ.get("SLA_BOT_BACKTEST_LEADS", "150"))
+LEADS = int(os.environ.get("SLA_BOT_BACKTEST_LEADS", "100"))
 END = START + timedelta(days=9)
 
 
