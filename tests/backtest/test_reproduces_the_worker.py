@@ -7,7 +7,7 @@ the same rules. Every outbox row (key, step occurrence, recipient, payload, due 
 times, withdrawn or not and why), every audit row of every lead (in order, with its time and
 detail) and every lead's final state must be equal.
 
-`SLA_BOT_BACKTEST_LEADS=1000 pytest tests/backtest/test_reproduces_the_worker.py` runs it
+`SLA_BOT_BACKTEST_LEADS=300 pytest tests/backtest/test_reproduces_the_worker.py` runs it
 bigger (the default keeps CI fast).
 """
 
@@ -34,7 +34,7 @@ from sla_bot.engine.fetch import Fetcher
 from tests.backtest.world import START, run_worker, scripts
 from tests.engine.harness import load_rules
 
-LEADS = int(os.environ.get("SLA_BOT_BACKTEST_LEADS", "100"))
+LEADS = int(os.environ.get("SLA_BOT_BACKTEST_LEADS", "60"))
 END = START + timedelta(days=9)
 
 
