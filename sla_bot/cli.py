@@ -227,9 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         pass
     else:
-        rules_cli.register(sub)
+        rules_sub = rules_cli.register(sub)
+        __import__("sla_bot.backtest.cli", fromlist=["register"]).register(rules_sub)
     __import__("sla_bot.engine.cli", fromlist=["register"]).register(sub)
     __import__("sla_bot.portals.cli", fromlist=["register"]).register(sub)
+    __import__("sla_bot.leadqueue.cli", fromlist=["register"]).register(sub)
     return parser
 
 

@@ -39,7 +39,9 @@ CONTACTED_KINDS = {"calls", "emails", "meetings", "communications"}
 OBJECT_TYPES = {"contacts", *ENGAGEMENT_TO_CONTACT}
 READ_ONLY = {"hs_object_id", "createdate", "lastmodifieddate", "hs_createdate", "num_notes"}
 READ_ONLY |= {"hs_lastmodifieddate", "hubspot_owner_assigneddate", "num_contacted_notes"}
-READ_ONLY |= {"notes_last_contacted", "notes_last_updated"}
+READ_ONLY |= {"notes_last_contacted", "notes_last_updated", "hs_sa_first_engagement_date"}
+# "The date the current contact owner first engaged with the contact": cleared by an owner change.
+FIRST_ENGAGEMENT = "hs_sa_first_engagement_date"
 CHANNELS = {"WHATS_APP", "LINKEDIN_MESSAGE", "SMS"}
 
 
@@ -171,6 +173,7 @@ class FakeCrm:
             obj.properties[name] = None if value is None else str(value)
             if name == "hubspot_owner_id":
                 obj.properties["hubspot_owner_assigneddate"] = iso(now)
+                obj.properties.pop(FIRST_ENGAGEMENT, None)  # the new owner has not engaged
         obj.touch(now)
         return 200, obj.to_json(list(props))
 
@@ -225,6 +228,10 @@ class FakeCrm:
         if otype in CONTACTED_KINDS:
             p["num_contacted_notes"] = str(int(p.get("num_contacted_notes") or 0) + 1)
             p["notes_last_contacted"] = max(p.get("notes_last_contacted") or "", when)
+            owner = props.get("hubspot_owner_id")
+            if owner and owner == p.get("hubspot_owner_id"):  # the current owner's first one
+                first = p.get(FIRST_ENGAGEMENT)
+                p[FIRST_ENGAGEMENT] = min(first, when) if first else when
         if otype in CONTACTED_KINDS or otype == "notes":
             p["notes_last_updated"] = max(p.get("notes_last_updated") or "", when)
         contact.touch(now)

@@ -43,7 +43,14 @@ from integrations.hubspot.idempotency import IdempotentCreator
 from integrations.hubspot.models import Contact, Owner, contact_from_sdk, epoch_ms, owner_from_sdk
 from integrations.hubspot.ratelimit import RateLimiter, SlidingWindowRateLimiter
 from integrations.hubspot.retry import Retrier, RetryPolicy, TokenSource
-from integrations.hubspot.search import MODIFIED, SearchPage, iter_modified, lastmodified_ms
+from integrations.hubspot.search import (
+    CREATED,
+    MODIFIED,
+    SearchPage,
+    created_ms,
+    iter_modified,
+    lastmodified_ms,
+)
 
 BATCH_LIMIT = 100
 
@@ -234,8 +241,25 @@ class HubSpotClient:
         when contacts change mid-walk; a contact may be yielded twice. The search index lags by
         seconds: poll with ``until`` a little in the past.
         """
+        return self._search_window(since, until, properties, MODIFIED, lastmodified_ms)
+
+    def search_contacts_created(
+        self, since: datetime, until: datetime, properties: Sequence[str]
+    ) -> Iterator[Contact]:
+        """Contacts with ``since <= createdate < until``, ascending, lazily paged (keyset
+        paging as above; a contact is never yielded twice, as createdate does not move)."""
+        return self._search_window(since, until, properties, CREATED, created_ms)
+
+    def _search_window(
+        self,
+        since: datetime,
+        until: datetime,
+        properties: Sequence[str],
+        prop: str,
+        value_ms: Callable[[Contact], int],
+    ) -> Iterator[Contact]:
         since_ms, until_ms = epoch_ms(since), epoch_ms(until)
-        props = list(dict.fromkeys([*properties, MODIFIED]))
+        props = list(dict.fromkeys([*properties, prop]))
         api = self._api("contacts.search")
 
         def fetch(filters: list[dict[str, Any]], sort: str, limit: int) -> SearchPage:
@@ -251,7 +275,7 @@ class HubSpotClient:
             return SearchPage(results, bool(nxt and nxt.after), resp.total)
 
         return iter_modified(
-            fetch, since_ms, until_ms, page_size=self._page_size, modified_ms=lastmodified_ms
+            fetch, since_ms, until_ms, page_size=self._page_size, modified_ms=value_ms, prop=prop
         )
 
     # -- owners ---------------------------------------------------------------------------------

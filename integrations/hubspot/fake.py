@@ -20,7 +20,8 @@ Speaks (HubSpot v3 JSON shapes, checked against hubspot-api-client 12 deserialis
   associations; only the HUBSPOT_DEFINED ``<object>_to_contact`` type ids (204, 202, 194, 198,
   200, 81) to an existing contact are accepted; ``hs_timestamp`` is required. Logged touches
   update the contact's roll-ups (``num_contacted_notes``, ``notes_last_contacted``, ``num_notes``,
-  ``notes_last_updated``) at once - HubSpot does that asynchronously.
+  ``notes_last_updated``, and ``hs_sa_first_engagement_date`` for the current owner's first
+  engagement, cleared when the owner changes) at once - HubSpot does that asynchronously.
 * ``GET /crm/v4/objects/{type}/{id}/associations/{toType}``.
 * ``GET /crm/v3/owners/{id}`` (``idProperty``, ``archived``) and ``GET /crm/v3/owners/``
   (``email``, ``limit``, ``after``, ``archived``).

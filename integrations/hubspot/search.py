@@ -37,6 +37,7 @@ from integrations.hubspot.errors import PermanentHubSpotError
 from integrations.hubspot.models import Contact, epoch_ms
 
 MODIFIED = "lastmodifieddate"
+CREATED = "createdate"
 OBJECT_ID = "hs_object_id"
 
 
@@ -53,14 +54,24 @@ FetchPage = Callable[[list[dict[str, Any]], str, int], SearchPage]
 
 def lastmodified_ms(contact: Contact) -> int:
     """The contact's ``lastmodifieddate`` in epoch ms (ISO or ms string), else ``updated_at``."""
-    raw = contact.properties.get(MODIFIED)
+    return _date_ms(contact, MODIFIED)
+
+
+def created_ms(contact: Contact) -> int:
+    """The contact's ``createdate`` in epoch ms."""
+    return _date_ms(contact, CREATED)
+
+
+def _date_ms(contact: Contact, prop: str) -> int:
+    raw = contact.properties.get(prop)
     if raw:
         if raw.isdigit():
             return int(raw)
         return epoch_ms(datetime.fromisoformat(raw.replace("Z", "+00:00")))
-    if contact.updated_at is None:
-        raise PermanentHubSpotError(f"contact {contact.id} has no lastmodifieddate")
-    return epoch_ms(contact.updated_at)
+    fallback = contact.updated_at if prop == MODIFIED else contact.created_at
+    if fallback is None:
+        raise PermanentHubSpotError(f"contact {contact.id} has no {prop}")
+    return epoch_ms(fallback)
 
 
 def _filter(prop: str, op: str, value: int | str) -> dict[str, Any]:
@@ -74,14 +85,14 @@ def iter_modified(
     *,
     page_size: int,
     modified_ms: Callable[[Contact], int],
+    prop: str = MODIFIED,
 ) -> Iterator[Contact]:
-    """Yield every contact with since_ms <= lastmodifieddate < until_ms (see module doc)."""
+    """Yield every contact with since_ms <= `prop` (lastmodifieddate) < until_ms (see module
+    doc); `prop` may be another date that only moves forward, e.g. createdate."""
     cursor, op = since_ms, "GTE"
     seen: set[str] = set()  # ids already yielded whose lastmodifieddate == cursor
     while cursor < until_ms:
-        page = fetch(
-            [_filter(MODIFIED, op, cursor), _filter(MODIFIED, "LT", until_ms)], MODIFIED, page_size
-        )
+        page = fetch([_filter(prop, op, cursor), _filter(prop, "LT", until_ms)], prop, page_size)
         fresh = 0
         for contact in page.results:
             ms = modified_ms(contact)
@@ -96,16 +107,16 @@ def iter_modified(
             return
         if fresh == 0:
             # A full page of hits at `cursor`, all seen: walk that millisecond by object id.
-            yield from _walk_millisecond(fetch, cursor, seen, page_size)
+            yield from _walk_millisecond(fetch, cursor, seen, page_size, prop)
             op, seen = "GT", set()
 
 
 def _walk_millisecond(
-    fetch: FetchPage, at_ms: int, seen: set[str], page_size: int
+    fetch: FetchPage, at_ms: int, seen: set[str], page_size: int, prop: str = MODIFIED
 ) -> Iterator[Contact]:
     last_id: str | None = None
     while True:
-        filters = [_filter(MODIFIED, "EQ", at_ms)]
+        filters = [_filter(prop, "EQ", at_ms)]
         if last_id is not None:
             filters.append(_filter(OBJECT_ID, "GT", last_id))
         page = fetch(filters, OBJECT_ID, page_size)

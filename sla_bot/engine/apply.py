@@ -69,6 +69,7 @@ def apply_pending(
             select(webhook_events.c.portal_id, webhook_events.c.object_id)
             .where(webhook_events.c.processed_at.is_(None))
             .group_by(webhook_events.c.portal_id, webhook_events.c.object_id)
+            .order_by(webhook_events.c.portal_id, webhook_events.c.object_id)  # replayable
             .limit(limit)
         ).all()
     for portal_id, object_id in contacts:
@@ -113,11 +114,7 @@ def _apply_contact(
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    # One call moves last-contacted and the count at the same instant: read the exact time first.
-    rows = sorted(
-        conn.execute(query).all(),
-        key=lambda r: (r.occurred_at_ms, r.property_name != tch.LAST, r.id),
-    )
+    rows = sorted(conn.execute(query).all(), key=event_order)
     if not rows:
         return 0
     lead = repo.find(conn, portal_id, object_id)
@@ -125,11 +122,8 @@ def _apply_contact(
         lead = new_lead(portal_id, object_id)
         lead.state.first_seen_at = now
     bodies: dict[int, list[Any]] = {}
-    entries: list[tuple[str, dict[str, Any]]] = []
-    closing: list[int] = []
-    outcomes: dict[int, str] = {}
-    for row in rows:
-        ev = Event(
+    events = [
+        Event(
             portal_id,
             object_id,
             row.subscription_type,
@@ -138,22 +132,47 @@ def _apply_contact(
             row.property_value,
             _raw(conn, bodies, row.batch_id, row.batch_index),
         )
-        applied = apply_event(lead, ev)
-        outcomes[row.id] = applied.outcome
-        entries += applied.audit
-        closing += applied.close_objects
-    finish(lead, loaded, now=now, fetching=fetching, entries=entries)
-    if not store(conn, lead, entries, now=now):
+        for row in rows
+    ]
+    done = apply_events(lead, events, loaded, now=now, fetching=fetching)
+    if not store(conn, lead, done.entries, now=now):
         return -1  # the sweep or a button changed it meanwhile: the events stay pending
-    for other in closing:
+    for other in done.closing:
         _close_merged(conn, portal_id, other, into=object_id, now=now)
-    for event_id, outcome in outcomes.items():
+    for row, outcome in zip(rows, done.outcomes, strict=True):
         conn.execute(
             update(webhook_events)
-            .where(webhook_events.c.id == event_id)
+            .where(webhook_events.c.id == row.id)
             .values(processed_at=now, outcome=outcome[:32])
         )
     return len(rows)
+
+
+def event_order(row: Any) -> tuple[int, bool, int]:
+    """A contact's events in `occurredAt` order; one call moves last-contacted and the count
+    at the same instant: read the exact time first."""
+    return (row.occurred_at_ms, row.property_name != tch.LAST, row.id)
+
+
+@dataclass
+class AppliedEvents:
+    entries: list[tuple[str, dict[str, Any]]]
+    closing: list[int]  # contacts merged into this one
+    outcomes: list[str]  # per event
+
+
+def apply_events(
+    lead: Lead, events: list[Event], loaded: LoadedRules, *, now: datetime, fetching: bool
+) -> AppliedEvents:
+    """One contact's pending events, in order, then `finish` (pure; the backtest calls it too)."""
+    done = AppliedEvents([], [], [])
+    for ev in events:
+        applied = apply_event(lead, ev)
+        done.outcomes.append(applied.outcome)
+        done.entries += applied.audit
+        done.closing += applied.close_objects
+    finish(lead, loaded, now=now, fetching=fetching, entries=done.entries)
+    return done
 
 
 def finish(
@@ -189,11 +208,15 @@ def store(
 
 def _close_merged(conn: Connection, portal_id: int, object_id: int, *, into: int, now: datetime):
     lead = repo.find(conn, portal_id, object_id)
-    if lead is None or lead.closed_reason == "merged":
-        return
+    if lead is not None and lead.closed_reason != "merged":
+        store(conn, lead, close_merged(lead, into=into, now=now), now=now)
+
+
+def close_merged(lead: Lead, *, into: int, now: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """A contact merged into `into` (seen on the primary's merge event) is closed for good."""
     close(lead, "merged", now)
     lead.state.merged_into = into
-    store(conn, lead, [("closed", {"reason": "merged", "into": into})], now=now)
+    return [("closed", {"reason": "merged", "into": into})]
 
 
 def _raw(conn: Connection, cache: dict[int, list[Any]], batch_id: int, index: int) -> dict:

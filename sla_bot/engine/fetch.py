@@ -37,6 +37,7 @@ from sla_bot.engine import audit
 from sla_bot.engine import leads as repo
 from sla_bot.engine.apply import finish, store
 from sla_bot.engine.events import close, set_properties
+from sla_bot.engine.leads import Lead
 from sla_bot.rules import LoadedRules, RuleSet
 from sla_bot.rules.conditions import condition_properties
 from sla_bot.rules.select import instant_of
@@ -198,21 +199,14 @@ class Fetcher:
         portal_id: int,
         now: datetime,
     ) -> None:
-        entries: list[tuple[str, dict[str, Any]]] = []
-        if contact is None:
-            close(lead, "not_found", now)
-            entries.append(("closed", {"reason": "not_found"}))
-        else:
-            modified = instant_of(contact.get("lastmodifieddate")) or now
-            values = dict(contact.properties)
-            entries += set_properties(lead, values, to_epoch_ms(modified))
-            names = lead.state.owner_names
-            owner = contact.get("hubspot_owner_id")
-            if owner and (portal_id, owner) in self._owner_names:
-                names[owner] = self._owner_names[(portal_id, owner)]
-            entries.append(("fetched", {"properties": len(values)}))
-        lead.needs_fetch = 0
-        finish(lead, loaded, now=now, fetching=True, entries=entries)
+        owner = contact.get("hubspot_owner_id") if contact is not None else None
+        entries = apply_fetched(
+            lead,
+            None if contact is None else dict(contact.properties),
+            loaded,
+            now=now,
+            owner_name=self._owner_names.get((portal_id, owner)) if owner else None,
+        )
         store(conn, lead, entries, now=now)  # under the row lock: CAS holds
 
     def _route_unfetched(
@@ -278,3 +272,35 @@ class Fetcher:
         for owner_id in {o for o in owner_ids if o and (portal_id, o) not in self._owner_names}:
             owner = client.get_owner(owner_id)
             self._owner_names[(portal_id, owner_id)] = owner.name if owner else f"owner {owner_id}"
+
+
+def apply_fetched(
+    lead: Lead,
+    values: dict[str, Any] | None,
+    loaded: LoadedRules,
+    *,
+    now: datetime,
+    owner_name: str | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """What a fetched contact does to its lead (pure): its properties as of its last
+    modification, or closing (None: HubSpot no longer has it); then routing.
+
+    The `fetched` audit row keeps the values read, so a backtest replays the fetch exactly.
+    """
+    entries: list[tuple[str, dict[str, Any]]] = []
+    if values is None:
+        close(lead, "not_found", now)
+        entries.append(("closed", {"reason": "not_found"}))
+    else:
+        modified = instant_of(values.get("lastmodifieddate")) or now
+        entries += set_properties(lead, values, to_epoch_ms(modified))
+        owner = values.get("hubspot_owner_id")
+        if owner and owner_name is not None:
+            lead.state.owner_names[owner] = owner_name
+        detail: dict[str, Any] = {"properties": len(values), "values": values}
+        if owner_name is not None:
+            detail["owner_name"] = owner_name
+        entries.append(("fetched", detail))
+    lead.needs_fetch = 0
+    finish(lead, loaded, now=now, fetching=True, entries=entries)
+    return entries

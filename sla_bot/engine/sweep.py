@@ -51,7 +51,7 @@ def sweep_once(
         query = (
             select(*repo.SWEEP_COLUMNS)
             .where(leads.c.next_due_at <= now)
-            .order_by(leads.c.next_due_at)
+            .order_by(leads.c.next_due_at, leads.c.id)  # ties by id: round robin is replayable
             .limit(limit)
         )
         if conn.dialect.name == "postgresql":

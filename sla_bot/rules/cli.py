@@ -27,8 +27,9 @@ def default_dir() -> Path:
     return Path(os.environ.get(ENV_DIR) or "rules")
 
 
-def register(subparsers: Any) -> None:
-    """Add `rules` with sub-commands `check` and `simulate`; each sets func(args) -> exit code."""
+def register(subparsers: Any) -> Any:
+    """Add `rules` with sub-commands `check` and `simulate`; each sets func(args) -> exit code.
+    Returns the `rules` sub-command group, so the service can add its own (`backtest`)."""
     rules = subparsers.add_parser("rules", help="check and simulate rule files")
     sub = rules.add_subparsers(dest="rules_command", required=True, metavar="RULES_COMMAND")
     check = sub.add_parser(
@@ -56,6 +57,7 @@ def register(subparsers: Any) -> None:
     sim.add_argument("--dir", type=Path, help="rules directory")
     sim.add_argument("--portal", type=int, help="HubSpot portal id (default: from the lead)")
     sim.set_defaults(func=cmd_simulate)
+    return sub
 
 
 def cmd_check(args: argparse.Namespace) -> int:
