@@ -11,13 +11,13 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 log = logging.getLogger("sla_bot")
 
 
-def _settings() -> Any:
+def settings_from_env() -> Any:
     from sla_bot.config import ConfigError, load_settings
 
     try:
@@ -27,7 +27,7 @@ def _settings() -> Any:
         raise SystemExit(2) from None
 
 
-def _start(settings: Any) -> None:
+def start_logging(settings: Any) -> None:
     from sla_bot import logs
 
     logs.configure(settings.log_format, settings.log_level)
@@ -35,11 +35,13 @@ def _start(settings: Any) -> None:
         (log.warning if note.startswith("INSECURE") else log.info)(note)
 
 
-def _services(settings: Any, *, require_schema: bool = True, worker: bool = False) -> Any:
+def build_services(
+    settings: Any, *, require_schema: bool = True, worker: bool = False, clock: Any = None
+) -> Any:
     from sla_bot.db import migrate
     from sla_bot.web.services import Services
 
-    services = Services.from_settings(settings, worker=worker)
+    services = Services.from_settings(settings, clock, worker=worker)
     if require_schema and not migrate.is_current(services.engine):
         print(
             "sla-bot: the database schema is not current; run `sla-bot db upgrade` first",
@@ -79,8 +81,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sla_bot.server import ensure_metrics_dir
 
     ensure_metrics_dir()
-    settings = _settings()
-    _start(settings)
+    settings = settings_from_env()
+    start_logging(settings)
+    return serve(settings)
+
+
+def serve(
+    settings: Any,
+    factory: Callable[[], Any] | None = None,
+    worker_argv: Sequence[str] | None = None,
+) -> int:
+    """Migrate, validate the rules, then run the worker process and the web server.
+
+    `sla-bot demo` passes its own app factory and worker command (its clock); nothing else does.
+    """
     from sla_bot.db import migrate
     from sla_bot.db.engine import make_engine
 
@@ -91,42 +105,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     migrate.upgrade(engine)
     engine.dispose()
-    _services(settings)  # validates rules before anything listens
+    build_services(settings)  # validates rules before anything listens
     from sla_bot.server import WebServer, start_worker_process, stop_process
 
-    worker = start_worker_process()
+    worker = start_worker_process(worker_argv)
     try:
-        WebServer(settings, _app_factory).run()
+        WebServer(settings, factory or app_factory).run()
     finally:
         stop_process(worker)
     return 0
 
 
-def _app_factory() -> Any:
+def app_factory(clock: Any = None) -> Any:
+    """Runs in each gunicorn worker: its own engine and rules holder."""
     from sla_bot.config import load_settings
     from sla_bot.web.app import create_app
 
     settings = load_settings()
-    return create_app(services=_services(settings))
+    return create_app(services=build_services(settings, clock=clock))
 
 
 def cmd_web(args: argparse.Namespace) -> int:
     from sla_bot.server import ensure_metrics_dir
 
     ensure_metrics_dir()
-    settings = _settings()
-    _start(settings)
-    _services(settings)
+    settings = settings_from_env()
+    start_logging(settings)
+    build_services(settings)
     from sla_bot.server import WebServer
 
-    WebServer(settings, _app_factory).run()
+    WebServer(settings, app_factory).run()
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = _settings()
-    _start(settings)
-    services = _services(settings, worker=True)
+    settings = settings_from_env()
+    start_logging(settings)
+    return run_worker(settings)
+
+
+def run_worker(settings: Any, clock: Any = None) -> int:
+    """The background worker until SIGTERM or SIGINT; `clock` only from `sla-bot demo`."""
+    services = build_services(settings, worker=True, clock=clock)
     from sla_bot import worker
 
     stop = threading.Event()
@@ -137,8 +157,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    settings = _settings()
-    _start(settings)
+    settings = settings_from_env()
+    start_logging(settings)
     from sla_bot.config import redact_url
     from sla_bot.db import migrate
     from sla_bot.db.engine import make_engine
@@ -153,7 +173,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_db_current(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = settings_from_env()
     from sla_bot.db import migrate
     from sla_bot.db.engine import make_engine
 
@@ -166,7 +186,7 @@ def cmd_db_current(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     from sla_bot.config import describe_settings
 
-    settings = _settings()
+    settings = settings_from_env()
     width = max(len(name) for name, _ in describe_settings(settings))
     for name, value in describe_settings(settings):
         print(f"{name:<{width}}  {value}")
@@ -211,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     from sla_bot import deadletters
 
     deadletters.register(sub)
+    from sla_bot import webhook_tool
+    from sla_bot.demo import cli as demo_cli
+
+    webhook_tool.register(sub)
+    demo_cli.register(sub)
     try:
         from sla_bot.rules import cli as rules_cli
     except ImportError:

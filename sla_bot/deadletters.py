@@ -22,12 +22,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sla_bot.cli import _settings
+    from sla_bot.cli import settings_from_env
     from sla_bot.clock import SystemClock
     from sla_bot.db.engine import make_engine, write_transaction
     from sla_bot.db.schema import dead_letters as dl
 
-    engine = make_engine(_settings().database_url)
+    engine = make_engine(settings_from_env().database_url)
     if args.show is not None:
         with engine.connect() as conn:
             row = conn.execute(select(dl).where(dl.c.id == args.show)).first()

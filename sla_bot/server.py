@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -73,9 +74,9 @@ def _worker_child_setup() -> None:
     os.nice(10)
 
 
-def start_worker_process() -> subprocess.Popen[bytes]:
+def start_worker_process(argv: Sequence[str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "sla_bot", "worker"],
+        list(argv or [sys.executable, "-m", "sla_bot", "worker"]),
         preexec_fn=_worker_child_setup,  # noqa: PLW1509 - prctl and nice only
     )
 

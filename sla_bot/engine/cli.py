@@ -22,9 +22,9 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from sla_bot.cli import _services, _settings
+    from sla_bot.cli import build_services, settings_from_env
 
-    services = _services(_settings())
+    services = build_services(settings_from_env())
     try:
         return _show(services, args)
     finally:
