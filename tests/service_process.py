@@ -52,7 +52,7 @@ class ServiceProcess:
             try:
                 if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or busy booting
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{self.command} not ready: {self.log.read_text()[-2000:]}")
