@@ -52,13 +52,36 @@ def instance_dir() -> Iterator[Path]:
     if existing:  # started by an instance (e.g. serve's worker process): share its directory
         yield Path(existing)
         return
-    path = Path(tempfile.mkdtemp(prefix="sla-bot-run-"))
+    _remove_stale_instance_dirs()
+    creator = os.getpid()
+    path = Path(tempfile.mkdtemp(prefix=f"sla-bot-run-{creator}-"))
     os.environ[INSTANCE_ENV] = str(path)
     try:
         yield path
     finally:
-        os.environ.pop(INSTANCE_ENV, None)
-        shutil.rmtree(path, ignore_errors=True)
+        # gunicorn's web workers are forks that leave through this frame too (SystemExit):
+        # only the process that made the directory may remove it.
+        if os.getpid() == creator:
+            os.environ.pop(INSTANCE_ENV, None)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_stale_instance_dirs() -> None:
+    """Directories of instances killed outright (SIGKILL, OOM) could not remove themselves."""
+    for stale in Path(tempfile.gettempdir()).glob("sla-bot-run-*-*"):
+        pid = stale.name.split("-")[3]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def shared_rules() -> SharedRules | None:

@@ -38,6 +38,7 @@ def _env(tmp_path: Path, rules: Path, **extra: str) -> dict[str, str]:
         "SLA_BOT_RULES_DIR": str(rules),
         "HOME": str(home),
         "XDG_RUNTIME_DIR": "",
+        "TMPDIR": str(tmp_path),
     }
     env.update(extra)
     return env
@@ -89,15 +90,19 @@ def test_readyz_answers_alike_in_every_web_worker_while_an_edit_is_refused(
         answers = _answers(service.url)
         assert answers == {(200, "invalid edit refused; previous rules in force", second)}
 
-        # A web worker started while the files are invalid takes the same rules, and serves.
+        # A web worker that leaves (its exit runs through serve's frames: it must not remove
+        # the instance's directory) and one started while the files are invalid: same answer.
         workers = [pid for pid, cmd in _children(service.proc.pid) if "sla_bot serve" in cmd]
         assert len(workers) == 2
-        os.kill(workers[0], signal.SIGKILL)
+        run_dirs = list(tmp_path.glob(f"sla-bot-run-{service.proc.pid}-*"))
+        assert len(run_dirs) == 1
+        os.kill(workers[0], signal.SIGTERM)
         deadline = time.monotonic() + 15
         while len([p for p, c in _children(service.proc.pid) if "sla_bot serve" in c]) < 2:
             assert time.monotonic() < deadline, "gunicorn did not start a new web worker"
             time.sleep(0.1)
         assert _answers(service.url) == answers
+        assert run_dirs[0].is_dir()
 
         log = service.log.read_text()
         assert log.count("loaded from 1 file(s)") == 2, log  # v1 and v2: once each
@@ -109,6 +114,7 @@ def test_readyz_answers_alike_in_every_web_worker_while_an_edit_is_refused(
         service.stop()
     home = tmp_path / "home"
     assert not (home / ".gunicorn").exists()  # no control socket shared by every instance
+    assert list(tmp_path.glob("sla-bot-run-*")) == []  # removed when serve stopped
 
 
 def test_json_logs_cover_gunicorn_lines(tmp_path: Path) -> None:

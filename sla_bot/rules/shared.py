@@ -32,10 +32,13 @@ class SharedRules:
         if current is not None and current[0] == version:
             return
         data = {"version": version, "files": [[s.name, s.text] for s in sources]}
-        fd, tmp = tempfile.mkstemp(prefix=".rules-", dir=self.directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out)
-        os.replace(tmp, self.directory / IN_FORCE)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".rules-", dir=self.directory)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out)
+            os.replace(tmp, self.directory / IN_FORCE)
+        except OSError:  # the directory is gone (the instance is stopping): nothing to share
+            return
 
     def in_force(self) -> tuple[str, list[Source]] | None:
         """(version, files) another process of this instance put in force, if any."""
