@@ -30,6 +30,8 @@ FLAGS = (
     "--window-size=1400,1200",
 )
 
+INJECTED = "<b id='injected'>Bold</b> & Co"
+
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the test extras")
 if not (CHROMIUM and CHROMEDRIVER):
     pytest.skip(
@@ -72,69 +74,124 @@ def eventually(check: Callable[[], Any], timeout: float, what: str, driver: Any)
         if found:
             return found
         time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}; page text:\n{driver.page_source[:4000]}")
+    text = driver.find_element(By.TAG_NAME, "body").text
+    raise AssertionError(f"timed out waiting for {what}; the page says:\n{text}")
 
 
-def test_nudge_then_log_touch_marks_the_lead_handled(tmp_path: Path, browser: Any) -> None:
-    demo = DemoProcess(tmp_path, "--leads", "1", "--duration", "150")
+def _conv(browser: Any, person: str) -> Any:
+    return browser.find_element(By.XPATH, f"//div[@class='conv'][h3[contains(., '{person}')]]")
+
+
+def _shows(browser: Any, person: str, text: str) -> Callable[[], bool]:
+    return lambda: text in _conv(browser, person).text
+
+
+def _lead_cell(browser: Any, contact: int, cell: int) -> str:
+    row = browser.find_element(By.CSS_SELECTOR, f"tr.lead[data-contact='{contact}']")
+    return str(row.find_elements(By.TAG_NAME, "td")[cell].text)
+
+
+def until_done(
+    browser: Any,
+    page: str,
+    person: str,
+    label: str,
+    done: Callable[[], Any],
+    fill: Callable[[Any], None] | None = None,
+    timeout: float = 120,
+) -> None:
+    """Press `label` on the newest message of `person`'s conversation (and fill and submit its
+    modal) until `done()`. Each escalation step changes the lead, which makes older buttons
+    "out of date" (the service refuses them, as Slack users would see), and the page reloads
+    itself every 3 s, which can swallow a click: so a step is retried on a fresh page."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        browser.get(page)
+        try:
+            buttons = _conv(browser, person).find_elements(
+                By.XPATH, f'.//button[normalize-space()="{label}"]'
+            )
+            if buttons:
+                buttons[-1].click()
+                if fill is not None:
+                    form = _wait(lambda: browser.find_element(By.ID, "modal-form"), 10)
+                    if form is not None:
+                        assert label in browser.find_element(By.ID, "modal").text
+                        fill(form)
+                        form.find_element(By.ID, "modal-submit").click()
+        except (NoSuchElementException, StaleElementReferenceException):
+            pass
+        if _wait(done, 8):
+            return
+    eventually(done, 1, f"{label} by {person} to take effect", browser)
+
+
+def _wait(check: Callable[[], Any], seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except (NoSuchElementException, StaleElementReferenceException):
+            found = None
+        if found:
+            return found
+        time.sleep(0.25)
+    return None
+
+
+def test_nudge_then_every_button_through_the_signed_actions_endpoint(
+    tmp_path: Path, browser: Any
+) -> None:
+    """Ada (Alex): Log touch -> handled. Grace (Blair): I'm on it, then Snooze. Pat (Casey) is
+    left alone until the ladder reaches the team channel, where his manager reassigns him."""
+    demo = DemoProcess(tmp_path, "--leads", "3", "--speed", "2", "--duration", "240")
     try:
         page = demo.url("page")
         browser.get(page)
         assert "sla-bot demo" in browser.title
 
-        def nudge() -> Any:
-            conv = browser.find_element(
-                By.XPATH, "//div[@class='conv'][h3[contains(., 'Alex Rep')]]"
-            )
-            return conv if "First touch for Ada Lovelace" in conv.text else None
-
-        eventually(nudge, 60, "the first nudge in Alex Rep's DM", browser)
-
-        def press_log_touch() -> bool:
-            conv = browser.find_element(
-                By.XPATH, "//div[@class='conv'][h3[contains(., 'Alex Rep')]]"
-            )
-            conv.find_element(By.XPATH, ".//button[normalize-space()='Log touch']").click()
-            return True
-
-        eventually(press_log_touch, 20, "the Log touch button", browser)
-        form = eventually(
-            lambda: browser.find_element(By.ID, "modal-form"), 20, "the Log touch modal", browser
-        )
-        assert "Log touch" in browser.find_element(By.ID, "modal").text
-        Select(form.find_element(By.NAME, "kind")).select_by_value("call")
-        form.find_element(By.ID, "modal-submit").click()
-
-        def handled() -> bool:
-            row = browser.find_element(By.CSS_SELECTOR, "tr.lead[data-contact='101']")
-            state = row.find_element(By.CSS_SELECTOR, "td.state").text
-            conv = browser.find_element(
-                By.XPATH, "//div[@class='conv'][h3[contains(., 'Alex Rep')]]"
-            )
-            return state in ("touched", "in_cadence") and "Handled: call" in conv.text
-
-        eventually(handled, 30, "the lead shown as handled", browser)
-    finally:
-        demo.stop()
-    assert demo.leftovers() == []
-
-
-def test_crm_text_is_escaped_on_the_page(tmp_path: Path, browser: Any) -> None:
-    demo = DemoProcess(tmp_path, "--leads", "0", "--duration", "90")
-    try:
-        browser.get(demo.url("page"))
+        # A lead made on the page, its CRM text built to break out of HTML if it is not escaped.
         form = browser.find_element(By.ID, "create-lead")
         company = form.find_element(By.NAME, "company")
         company.clear()
-        company.send_keys("<b id='injected'>Bold</b> & Co")
+        company.send_keys(INJECTED)
+        Select(form.find_element(By.NAME, "owner")).select_by_visible_text("no owner")
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        row = eventually(
-            lambda: browser.find_element(By.CSS_SELECTOR, "tr.lead[data-contact='101']"),
-            30,
-            "the new lead in the table",
-            browser,
+        eventually(lambda: INJECTED in _lead_cell(browser, 104, 0), 30, "the new lead", browser)
+
+        eventually(
+            _shows(browser, "Alex Rep", "First touch for Ada Lovelace"), 60, "a nudge", browser
         )
-        assert "<b id='injected'>Bold</b> & Co" in row.text
-        assert browser.find_elements(By.ID, "injected") == []
+
+        def log_call(form: Any) -> None:
+            Select(form.find_element(By.NAME, "kind")).select_by_value("call")
+
+        def handled() -> bool:
+            state = _lead_cell(browser, 101, 2)
+            return (
+                state in ("touched", "in_cadence")
+                and _shows(browser, "Alex Rep", "Handled: call")()
+            )
+
+        until_done(browser, page, "Alex Rep", "Log touch", handled, log_call)
+
+        until_done(browser, page, "Blair Rep", "I'm on it", _shows(browser, "Blair Rep", "On it"))
+
+        def fifteen_minutes(form: Any) -> None:
+            Select(form.find_element(By.NAME, "until")).select_by_visible_text("15 minutes")
+
+        snoozed = _shows(browser, "Blair Rep", "Snoozed until")
+        until_done(browser, page, "Blair Rep", "Snooze", snoozed, fifteen_minutes)
+
+        channel = "#sales-escalations"
+        eventually(_shows(browser, channel, "Pat O'Brien"), 90, "the channel post", browser)
+        owner = _lead_cell(browser, 103, 1)  # after the ladder's own reassignment
+
+        def reassigned() -> bool:
+            return _lead_cell(browser, 103, 1) not in (owner, "")
+
+        until_done(browser, page, channel, "Reassign", reassigned, lambda form: None)
+        assert browser.find_elements(By.ID, "injected") == []  # shown as text, never as HTML
     finally:
         demo.stop()
+    assert demo.leftovers() == []
