@@ -65,15 +65,9 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 def eventually(check: Callable[[], Any], timeout: float, what: str, driver: Any) -> Any:
     """Retry `check` (the page refreshes itself every 3 s) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = check()
-        except (NoSuchElementException, StaleElementReferenceException):
-            found = None
-        if found:
-            return found
-        time.sleep(0.25)
+    found = _wait(check, timeout)
+    if found:
+        return found
     text = driver.find_element(By.TAG_NAME, "body").text
     raise AssertionError(f"timed out waiting for {what}; the page says:\n{text}")
 

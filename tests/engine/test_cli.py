@@ -15,23 +15,27 @@ from tests.engine.test_events import PROPS, _sync
 from tests.signing import SECRET
 
 
-def test_lead_show_prints_decisions_and_timeline(
-    engine: Engine,
-    db_url: str,
-    clock: FrozenClock,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    h = Harness(engine, clock)
-    h.webhook(_sync(901, PROPS))
-    h.at(T0)
-    h.at(T0.replace(minute=15))
+@pytest.fixture
+def harness(
+    engine: Engine, db_url: str, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> Harness:
+    """A harness whose database and rules `sla-bot lead show` reads."""
     for name, value in {
         "DATABASE_URL": db_url,
         "SLA_BOT_RULES_DIR": str(RULES),
         "HUBSPOT_CLIENT_SECRET": SECRET,
     }.items():
         monkeypatch.setenv(name, value)
+    return Harness(engine, clock)
+
+
+def test_lead_show_prints_decisions_and_timeline(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = harness
+    h.webhook(_sync(901, PROPS))
+    h.at(T0)
+    h.at(T0.replace(minute=15))
     assert main(["lead", "show", "901", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     fired = [e["detail"]["step"] for e in report["events"] if e["kind"] == "step.fired"]
@@ -47,27 +51,13 @@ def test_lead_show_prints_decisions_and_timeline(
     assert main(["lead", "show", "12345"]) == 1
 
 
-def _env(monkeypatch: pytest.MonkeyPatch, db_url: str) -> None:
-    for name, value in {
-        "DATABASE_URL": db_url,
-        "SLA_BOT_RULES_DIR": str(RULES),
-        "HUBSPOT_CLIENT_SECRET": SECRET,
-    }.items():
-        monkeypatch.setenv(name, value)
-
-
 def test_lead_show_text_wraps_instead_of_cutting_and_gives_every_time_a_zone(
-    engine: Engine,
-    db_url: str,
-    clock: FrozenClock,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    harness: Harness, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    h = Harness(engine, clock)
+    h = harness
     h.webhook(_sync(902, PROPS))
     h.at(T0)
     h.at(T0.replace(minute=20))
-    _env(monkeypatch, db_url)
     monkeypatch.setenv("COLUMNS", "100")
     assert main(["lead", "show", "902"]) == 0
     out = capsys.readouterr().out
@@ -86,17 +76,12 @@ def test_lead_show_text_wraps_instead_of_cutting_and_gives_every_time_a_zone(
 
 
 def test_lead_show_says_an_ignored_lead_had_no_properties(
-    engine: Engine,
-    db_url: str,
-    clock: FrozenClock,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    harness: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    h = Harness(engine, clock)
+    h = harness
     h.webhook(ev("contact.creation", 903, T0))  # no token: nothing else is known
     h.webhook(_sync(904, {"lifecyclestage": "customer"}))  # ignored on purpose, by a rule
     h.at(T0)
-    _env(monkeypatch, db_url)
     assert main(["lead", "show", "903"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "Status: ignored" in out
