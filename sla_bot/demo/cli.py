@@ -128,6 +128,8 @@ class Demo:
 
     def run(self) -> int:
         """Start everything, wait, then stop it all in reverse order and remove the directory."""
+        self.say("sla-bot demo: the real service with a fake HubSpot and a fake Slack,")
+        self.say("all on 127.0.0.1 and in a temporary directory. Ctrl-C stops everything.")
         previous = signal.signal(signal.SIGTERM, _raise_stop)
         interrupt = signal.getsignal(signal.SIGINT)
         try:
@@ -218,8 +220,6 @@ class Demo:
 
     def _banner(self) -> None:
         pace = "real time" if self.speed == 1 else f"{self.speed:g}x faster than real time"
-        self.say("sla-bot demo: the real service with a fake HubSpot and a fake Slack, ")
-        self.say("all on 127.0.0.1 and in a temporary directory. Ctrl-C stops everything.")
         self.say(f"  rules    {self.rules}  ({self.holder.current().ruleset.summary()})")
         self.say(f"  clock    {pace}")
         self.say(f"  service  {self.service_url}  (webhooks, /slack/actions, /readyz)")

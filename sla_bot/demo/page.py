@@ -68,11 +68,17 @@ def create_app(ctx: DemoContext) -> Flask:
             speed=ctx.clock.speed,
             conversations=conversations(ctx),
             leads=lead_rows(ctx),
+            service_url=ctx.service_url,
+            notice=request.args.get("notice", ""),
+        )
+
+    @app.get("/leads/new")
+    def new_lead() -> str:
+        return render_template(
+            "new_lead.html",
             reps=ctx.world.reps(),
             routing=ctx.world.routing_properties,
             policy=ctx.world.policy,
-            service_url=ctx.service_url,
-            notice=request.args.get("notice", ""),
         )
 
     @app.post("/leads")

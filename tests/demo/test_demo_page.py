@@ -145,6 +145,7 @@ def test_nudge_then_every_button_through_the_signed_actions_endpoint(
         assert "sla-bot demo" in browser.title
 
         # A lead made on the page, its CRM text built to break out of HTML if it is not escaped.
+        browser.get(page.rstrip("/") + "/leads/new")
         form = browser.find_element(By.ID, "create-lead")
         company = form.find_element(By.NAME, "company")
         company.clear()
