@@ -178,9 +178,14 @@ class BusinessCalendar:
             return start + d
         if not d.business:
             return start + d.as_timedelta()
-        left = timedelta(seconds=d.business_seconds(self))
+        return self.add_open(start, timedelta(seconds=d.business_seconds(self)))
+
+    def add_open(self, start: datetime, left: timedelta) -> datetime:
+        """The instant when `left` of open time has been counted from `start` (business add
+        with sub-second precision, for remainders that are differences of instants)."""
+        start = _utc(start)
         if left < timedelta(0):
-            raise ValueError(f"negative business duration {d}")
+            raise ValueError(f"negative business duration {left}")
         if not left:
             return self.next_open(start)
         for open_, close in self._intervals_from(start):
@@ -188,7 +193,9 @@ class BusinessCalendar:
             if left <= close - open_:
                 return open_ + left
             left -= close - open_
-        raise CalendarError(f"calendar {self.name!r} runs out of open time before {d} is counted")
+        raise CalendarError(
+            f"calendar {self.name!r} runs out of open time before {left} is counted"
+        )
 
     def elapsed(self, a: datetime, b: datetime) -> timedelta:
         """Open time in [a, b); zero if b <= a."""

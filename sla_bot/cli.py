@@ -50,6 +50,16 @@ def build_services(
     services = Services.from_settings(settings, clock, worker=worker)
     if require_schema:
         require_schema_current(services.engine, settings)
+        from sla_bot.config import ConfigError
+        from sla_bot.portals.apps import secret_box
+        from sla_bot.portals.status import check_startup
+
+        try:
+            check_startup(services.engine, settings, secret_box(settings))
+        except ConfigError as exc:
+            services.engine.dispose()
+            print(f"sla-bot: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     services.rules = _rules_holder(settings)
     return services
 
@@ -369,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         rules_cli.register(sub)
     __import__("sla_bot.engine.cli", fromlist=["register"]).register(sub)
+    __import__("sla_bot.portals.cli", fromlist=["register"]).register(sub)
     return parser
 
 

@@ -20,6 +20,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 SECRET_VARIABLES = (
@@ -27,6 +28,10 @@ SECRET_VARIABLES = (
     "HUBSPOT_ACCESS_TOKEN",
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",
+    "SLA_BOT_SECRET_KEY",
+)
+DEFAULT_OAUTH_SCOPES = (
+    "crm.objects.contacts.read crm.objects.contacts.write crm.objects.owners.read"
 )
 
 
@@ -57,7 +62,40 @@ class Settings(BaseModel):
     )
     hubspot_api_base_url: str = _env("HUBSPOT_API_BASE_URL", "https://api.hubapi.com")
     hubspot_rate_limit: str = _env(
-        "HUBSPOT_RATE_LIMIT", "100/10s", description="client-side limit, requests/window"
+        "HUBSPOT_RATE_LIMIT",
+        "100/10s",
+        description="request budget per portal, shared by all workers, requests/window",
+    )
+    hubspot_search_rate_limit: str = _env(
+        "HUBSPOT_SEARCH_RATE_LIMIT", "4/1s", description="search API budget per portal"
+    )
+    hubspot_portals_file: Path | None = _env(
+        "HUBSPOT_PORTALS_FILE",
+        None,
+        description="YAML/JSON file: private-app portals with their token and client secret",
+    )
+    hubspot_client_id: str | None = _env(
+        "HUBSPOT_CLIENT_ID", None, description="OAuth app client id (install via /oauth/hubspot)"
+    )
+    hubspot_app_id: int | None = _env(
+        "HUBSPOT_APP_ID", None, ge=1, description="OAuth app id; installs of other apps refused"
+    )
+    hubspot_oauth_redirect_url: str | None = _env(
+        "HUBSPOT_OAUTH_REDIRECT_URL",
+        None,
+        description="the redirect URL registered in the app, https://…/oauth/hubspot/callback",
+    )
+    hubspot_oauth_scopes: str = _env("HUBSPOT_OAUTH_SCOPES", DEFAULT_OAUTH_SCOPES)
+    hubspot_authorize_url: str = _env(
+        "HUBSPOT_AUTHORIZE_URL", "https://app.hubspot.com/oauth/authorize"
+    )
+    hubspot_allowed_portals: str = _env(
+        "HUBSPOT_ALLOWED_PORTALS", "", description="portal ids that may install; empty: any"
+    )
+    secret_key: SecretStr | None = _env(
+        "SLA_BOT_SECRET_KEY",
+        None,
+        description="Fernet key(s), newest first: encrypt stored OAuth tokens, sign OAuth state",
     )
     hubspot_timeout_seconds: float = _env("HUBSPOT_TIMEOUT_SECONDS", 10.0, gt=0)
     hubspot_portal_id: int | None = _env(
@@ -104,7 +142,13 @@ class Settings(BaseModel):
             v = "postgresql+psycopg:" + v.split(":", 1)[1]
         return v
 
-    @field_validator("hubspot_api_base_url", "slack_api_base_url", "public_url")
+    @field_validator(
+        "hubspot_api_base_url",
+        "slack_api_base_url",
+        "public_url",
+        "hubspot_oauth_redirect_url",
+        "hubspot_authorize_url",
+    )
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(("http://", "https://")):
@@ -119,11 +163,71 @@ class Settings(BaseModel):
         parse_duration(v).as_timedelta()  # wall-clock only, e.g. 30m
         return v
 
-    @field_validator("hubspot_rate_limit")
+    @field_validator("hubspot_rate_limit", "hubspot_search_rate_limit")
     @classmethod
     def _rate(cls, v: str) -> str:
         parse_rate(v)
         return v
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_keys(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            from sla_bot.secretbox import parse_keys
+
+            parse_keys(v.get_secret_value())
+        return v
+
+    @field_validator("hubspot_allowed_portals")
+    @classmethod
+    def _portal_ids(cls, v: str) -> str:
+        ids = [p.strip() for p in v.split(",") if p.strip()]
+        if any(not (p.isascii() and p.isdigit()) for p in ids):
+            raise ValueError("expected comma-separated numeric portal ids")
+        return ",".join(ids)
+
+    @model_validator(mode="after")
+    def _oauth_complete(self) -> Settings:
+        if self.hubspot_client_id is None:
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("HUBSPOT_CLIENT_SECRET", self.hubspot_client_secret),
+                ("HUBSPOT_OAUTH_REDIRECT_URL", self.hubspot_oauth_redirect_url),
+                ("SLA_BOT_SECRET_KEY", self.secret_key),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ValueError(
+                "HUBSPOT_CLIENT_ID is set (OAuth installs), so "
+                + ", ".join(missing)
+                + " must be set too"
+            )
+        return self
+
+    @property
+    def oauth_on(self) -> bool:
+        """Portals can be installed through /oauth/hubspot/install."""
+        return self.hubspot_client_id is not None
+
+    @property
+    def allowed_portals(self) -> frozenset[int]:
+        return frozenset(int(p) for p in self.hubspot_allowed_portals.split(",") if p)
+
+    @property
+    def hubspot_search_rate(self) -> tuple[int, float]:
+        return parse_rate(self.hubspot_search_rate_limit)
+
+    @property
+    def hubspot_outbound(self) -> bool:
+        """Some portal may have credentials: a token, a portals file or OAuth installs."""
+        return (
+            self.hubspot_access_token is not None
+            or self.hubspot_portals_file is not None
+            or self.oauth_on
+        )
 
     @field_validator("signature_versions")
     @classmethod
@@ -143,15 +247,15 @@ class Settings(BaseModel):
 
     @property
     def reconcile_on(self) -> bool:
-        """Reconciliation needs a token; with one it is on unless switched off explicitly."""
-        if self.hubspot_access_token is None:
+        """Reconciliation needs credentials; with them it is on unless switched off explicitly."""
+        if not self.hubspot_outbound:
             return False
         return self.reconcile_enabled is not False
 
     def capabilities(self) -> list[str]:
         """Plain statements of what this configuration will and will not do (logged at start)."""
         notes = []
-        if self.hubspot_client_secret is None:
+        if self.hubspot_client_secret is None and self.hubspot_portals_file is None:
             if self.insecure_allow_unsigned:
                 notes.append(
                     "INSECURE: HUBSPOT_CLIENT_SECRET is not set and "
@@ -163,10 +267,16 @@ class Settings(BaseModel):
                     "HUBSPOT_CLIENT_SECRET is not set: POST /webhooks/hubspot answers 503 "
                     "(HubSpot will retry) until it is."
                 )
-        if self.hubspot_access_token is None:
+        if not self.hubspot_outbound:
             notes.append(
-                "HUBSPOT_ACCESS_TOKEN is not set: contacts and owners are not fetched, nothing "
-                "is written back to HubSpot, and reconciliation is off."
+                "HUBSPOT_ACCESS_TOKEN, HUBSPOT_PORTALS_FILE and HUBSPOT_CLIENT_ID are not set: "
+                "contacts and owners are not fetched, nothing is written back to HubSpot, and "
+                "reconciliation is off."
+            )
+        if self.oauth_on:
+            notes.append(
+                "HubSpot portals can be connected at /oauth/hubspot/install (redirect URL "
+                f"{self.hubspot_oauth_redirect_url} must be registered in the app)."
             )
         if self.slack_bot_token is None:
             notes.append(
@@ -230,9 +340,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            var = str(err["loc"][0]) if err["loc"] else "?"
-            shown = "<hidden>" if var in SECRET_VARIABLES else repr(relevant.get(var))
             msg = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:  # a rule across variables: the message names them
+                lines.append(msg)
+                continue
+            var = str(err["loc"][0])
+            shown = "<hidden>" if var in SECRET_VARIABLES else repr(relevant.get(var))
             lines.append(f"{var}={shown}: {msg}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 

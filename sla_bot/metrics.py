@@ -46,6 +46,19 @@ RULES_VALID = Gauge(
     multiprocess_mode="liveall",
 )
 
+LEADS_UNFETCHED = Counter(
+    "sla_bot_leads_routed_without_fetch_total",
+    "Leads routed on what their events carried because their portal has no HubSpot client",
+    ["portal", "reason"],
+)
+FETCH_ERRORS = Counter(
+    "sla_bot_fetch_lead_errors_total",
+    "Leads whose fetched contact could not be applied (marked, audited, skipped)",
+)
+OAUTH_INSTALLS = Counter(
+    "sla_bot_oauth_installs_total", "OAuth install callbacks by outcome", ["outcome"]
+)
+
 
 def render() -> tuple[bytes, str]:
     """Exposition text for /metrics, aggregated over processes when multiprocess mode is on."""

@@ -87,11 +87,16 @@ def enqueue(
     object_id: int | None = None,
     due_at: datetime | None = None,
     deliver_at: datetime | None = None,
+    step: str | None = None,
+    recipient: str | None = None,
 ) -> bool:
-    """Insert one decided item in the caller's transaction; False if the key already exists."""
+    """Insert one decided item in the caller's transaction; False if the key already exists.
+    `step`: the step occurrence it belongs to; `recipient`: "<role>:<id>" for messages."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     values = dict(
+        step=step,
+        recipient=recipient,
         lead_id=lead_id,
         portal_id=portal_id,
         object_id=object_id,
@@ -257,3 +262,31 @@ def cancel(conn: Connection, lead_id: int, kinds: Iterable[str] | None = None) -
     if kinds is not None:
         cond = and_(cond, outbox.c.kind.in_(list(kinds)))
     return conn.execute(update(outbox).where(cond).values(status="cancelled")).rowcount
+
+
+def pending_messages(conn: Connection, lead_ids: Iterable[int]) -> dict[int, list[Any]]:
+    """The undelivered Slack rows of these leads (what a decision may withdraw or re-target)."""
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(outbox.c.id, outbox.c.lead_id, outbox.c.kind, outbox.c.step, outbox.c.recipient)
+        .where(outbox.c.lead_id.in_(ids), outbox.c.status == "pending", outbox.c.channel == "slack")
+        .order_by(outbox.c.id)
+    ).all()
+    out: dict[int, list[Any]] = {}
+    for r in rows:
+        out.setdefault(r.lead_id, []).append(r)
+    return out
+
+
+def withdraw(conn: Connection, reasons: Mapping[int, str]) -> int:
+    """Cancel undelivered rows (a decision found them outdated), keeping why in `error`."""
+    done = 0
+    for row_id, why in reasons.items():
+        done += conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row_id, outbox.c.status == "pending")
+            .values(status="cancelled", error=f"withdrawn: {why}"[:2000], next_attempt_at=None)
+        ).rowcount
+    return done

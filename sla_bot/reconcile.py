@@ -34,12 +34,14 @@ from integrations.hubspot.client import HubSpotClient
 from integrations.hubspot.errors import HubSpotError
 from integrations.hubspot.models import Contact
 from integrations.hubspot.search import lastmodified_ms
-from integrations.hubspot.writeback import HubSpotWriter, SinglePortal
+from integrations.hubspot.writeback import HubSpotWriter
 from sla_bot.db.engine import write_transaction
+from sla_bot.db.locks import try_lock
 from sla_bot.db.schema import sync_state, webhook_events
 from sla_bot.engine.fetch import BASE_PROPERTIES
 from sla_bot.intake import store_batch
 from sla_bot.outbox import deliver_due
+from sla_bot.portals.registry import PortalClients
 from sla_bot.web.services import Services
 
 log = logging.getLogger(__name__)
@@ -194,89 +196,95 @@ def reconcile_once(
 
 
 class HubSpotJobs:
-    """The worker's HubSpot jobs: write-back delivery and reconciliation.
+    """The worker's HubSpot jobs: write-back delivery and reconciliation, for every portal.
 
-    One client per worker process, built on first use and shared by both jobs, so they share
-    one rate budget (HubSpot counts per app and portal, not per job).
+    One :class:`~sla_bot.portals.registry.PortalClients` per worker process, shared with the
+    engine's fetcher, so each portal's calls draw on that portal's budget (which the database
+    shares with the other workers).
     """
 
     def __init__(
         self,
         services: Services,
         properties: Callable[[], Sequence[str]] | None = None,
-        client: HubSpotClient | None = None,
+        client: PortalClients | None = None,
     ) -> None:
         self.services = services
         self._properties = properties or (lambda: DEFAULT_PROPERTIES)
-        self._client = client  # e.g. the engine's, to share one rate budget; else built here
-        self._portal: SinglePortal | None = None
+        self._clients = client  # e.g. the engine's; else built here on first use
+        self._own = client is None
         self._lock = threading.Lock()
 
     @property
-    def portal(self) -> SinglePortal | None:
-        """The token's client and portal; None without a token."""
-        settings = self.services.settings
-        if settings.hubspot_access_token is None:
+    def clients(self) -> PortalClients | None:
+        """Per-portal clients; None when no portal can have credentials."""
+        if not self.services.settings.hubspot_outbound:
             return None
         with self._lock:
-            if self._portal is None:
-                client = self._client or HubSpotClient(
-                    settings.hubspot_access_token.get_secret_value(),
-                    base_url=settings.hubspot_api_base_url,
-                    timeout=(3.05, settings.hubspot_timeout_seconds),
-                    rate_limit=settings.hubspot_rate,
-                    max_retries=2,  # a blip is retried inline; outages go back to the outbox
-                    max_retry_after=10.0,  # longer waits too, so claimed rows keep their lease
-                )
-                self._portal = SinglePortal(client, settings.hubspot_portal_id)
-            return self._portal
+            if self._clients is None:
+                s = self.services
+                self._clients = PortalClients(s.engine, s.settings, s.clock)
+            return self._clients
 
     def close(self) -> None:
-        """Close the client this wiring built (a client passed in belongs to the caller)."""
+        """Close the clients this wiring built (clients passed in belong to the caller)."""
         with self._lock:
-            if self._portal is not None and self._client is None:
-                self._portal.client.close()
+            if self._clients is not None and self._own:
+                self._clients.close()
 
     def deliver(self) -> tuple[int, int]:
-        """Deliver due ``hubspot`` outbox rows; (sent, failed). No token: rows wait."""
-        portal = self.portal
-        if portal is None:
+        """Deliver due ``hubspot`` outbox rows; (sent, failed). No credentials: rows wait."""
+        clients = self.clients
+        if clients is None:
             return 0, 0
         # Small claims: every claimed row must be sent well within the outbox lease (120 s),
-        # and HubSpot's 100 requests / 10 s pace the sends anyway.
-        writer, now = HubSpotWriter(portal), self.services.clock.now()
+        # and each portal's budget paces the sends anyway.
+        writer, now = HubSpotWriter(clients), self.services.clock.now()
         return deliver_due(
             self.services.engine, writer, now=now, limit=DELIVER_BATCH, clock=self.services.clock
         )
 
-    def reconcile(self) -> ReconcileResult | None:
-        """One reconciliation run; None when off (no token, or switched off) or HubSpot failed."""
-        if not self.services.settings.reconcile_on or (portal := self.portal) is None:
-            return None
-        try:
-            return reconcile_once(
-                self.services.engine,
-                portal.client,
-                portal_id=portal.portal_id,
-                now=self.services.clock.now(),
-                properties=self._properties(),
-            )
-        except HubSpotError as err:
-            log.warning("reconcile failed, the next run repeats the window: %s", err)
-            return None
+    def reconcile(self) -> list[ReconcileResult]:
+        """One reconciliation run per portal that has a client (by one worker at a time)."""
+        clients = self.clients
+        if not self.services.settings.reconcile_on or clients is None:
+            return []
+        results = []
+        engine = self.services.engine
+        for portal_id in clients.portal_ids():
+            with try_lock(engine, "reconcile", portal_id) as mine:
+                if not mine:
+                    continue
+                try:
+                    results.append(
+                        reconcile_once(
+                            engine,
+                            clients.client_for(portal_id),
+                            portal_id=portal_id,
+                            now=self.services.clock.now(),
+                            properties=self._properties(),
+                        )
+                    )
+                except (HubSpotError, LookupError) as err:
+                    log.warning(
+                        "reconcile portal %s failed, the next run repeats the window: %s",
+                        portal_id,
+                        err,
+                    )
+        return results
 
 
 def hubspot_jobs(
     services: Services,
     properties: Callable[[], Sequence[str]] | None = None,
-    client: HubSpotClient | None = None,
+    client: PortalClients | None = None,
 ) -> list[tuple[str, Callable[[], object], float]]:
-    """(name, callable, seconds) for :func:`sla_bot.worker.jobs`; none without a token.
+    """(name, callable, seconds) for :func:`sla_bot.worker.jobs`; none without credentials.
 
-    ``properties``: what reconciliation fetches (the rules' properties); ``client``: a shared
-    client, so all HubSpot jobs of a worker draw on one rate budget.
+    ``properties``: what reconciliation fetches (the rules' properties); ``client``: the
+    worker's per-portal clients, shared with the engine's fetcher.
     """
-    if services.settings.hubspot_access_token is None:
+    if not services.settings.hubspot_outbound:
         return []
     wiring = HubSpotJobs(services, properties, client)
     jobs: list[tuple[str, Callable[[], object], float]] = [

@@ -71,14 +71,14 @@ def slack_deliverer(services: Services) -> Any:
 def jobs(services: Services) -> list[tuple[str, Callable[[], None], float]]:
     """(name, callable, interval seconds) for every periodic job.
 
-    One HubSpot client serves the engine's fetches, the write-back and reconciliation, so all
-    of a worker's HubSpot calls share one rate budget.
+    One set of per-portal HubSpot clients serves the engine's fetches, the write-back and
+    reconciliation; each portal's budget is shared with every other worker through the database.
     """
     from sla_bot.engine.fetch import referenced_properties
-    from sla_bot.engine.jobs import engine_jobs, hubspot_client
+    from sla_bot.engine.jobs import engine_jobs, hubspot_clients
 
     interval = services.settings.worker_interval_seconds
-    client = hubspot_client(services)
+    client = hubspot_clients(services)
 
     def properties() -> list[str]:
         if services.rules is None or not services.rules.loaded:

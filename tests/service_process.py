@@ -50,7 +50,7 @@ class ServiceProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.command} exited: {self.log.read_text()[-2000:]}")
             try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if requests.get(self.url + "/readyz", timeout=5).status_code == 200:
                     return self
             except requests.RequestException:  # not listening yet, or busy booting
                 pass

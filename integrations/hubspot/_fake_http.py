@@ -113,6 +113,14 @@ def fault_reply(fault: Fault, is_search: bool) -> Answer:
     return fault.status, body, headers
 
 
+DAILY_BODY = {
+    "status": "error",
+    "message": "You have reached your daily limit.",
+    "errorType": "RATE_LIMIT",
+    "policyName": "DAILY",
+}
+
+
 def dispatch(crm: FakeCrm, method: str, path: str, query: dict[str, str], payload: Any) -> Reply:
     try:
         endpoint, args = ROUTES.bind("fake").match(path, method=method)
@@ -157,36 +165,51 @@ def account_details(portal_id: int) -> dict[str, Any]:
 
 
 class RateWindow:
-    """Real-time request counts for the X-HubSpot-RateLimit-* headers and optional 429s."""
+    """Real-time request counts for the X-HubSpot-RateLimit-* headers and optional 429s.
 
-    def __init__(self, max_per_10s: int) -> None:
-        self.max = max_per_10s
+    HubSpot's rolling window: ``max`` requests per ``window`` seconds (10 s for real), and the
+    search API's own ``search_max`` per ``search_window`` (5 per second). Tests scale both down.
+    """
+
+    def __init__(
+        self,
+        max_per_window: int,
+        window: float = 10.0,
+        search_max: int = 5,
+        search_window: float = 1.0,
+    ) -> None:
+        self.max = max_per_window
+        self.window = window
+        self.search_max = search_max
+        self.search_window = search_window
         self.enforce = False
         self._hits: deque[tuple[float, bool]] = deque()
 
-    def hit(self, is_search: bool) -> Answer | None:
+    def hit(self, is_search: bool, now: float | None = None) -> Answer | None:
         """Count a request; the 429 answer if ``enforce`` and a limit is exceeded."""
-        now = time.monotonic()
+        now = time.monotonic() if now is None else now
         self._hits.append((now, is_search))
-        while self._hits and self._hits[0][0] <= now - 10:
+        horizon = max(self.window, self.search_window)
+        while self._hits and self._hits[0][0] <= now - horizon:
             self._hits.popleft()
         if not self.enforce:
             return None
         ids = {"correlationId": str(uuid.uuid4())}
         if is_search:
-            if sum(1 for t, s in self._hits if s and t > now - 1) > 5:
+            recent = sum(1 for t, s in self._hits if s and t > now - self.search_window)
+            if recent > self.search_max:
                 return 429, {**SECONDLY_BODY, **ids}, {}
-        elif self.used() > self.max:
+        elif self.used(now) > self.max:
             return 429, {**RATE_LIMIT_BODY, **ids}, {"X-HubSpot-RateLimit-Remaining": "0"}
         return None
 
-    def used(self) -> int:
-        now = time.monotonic()
-        return sum(1 for t, s in self._hits if not s and t > now - 10)
+    def used(self, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        return sum(1 for t, s in self._hits if not s and t > now - self.window)
 
     def headers(self) -> dict[str, str]:
         return {
-            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(self.window * 1000)),
             "X-HubSpot-RateLimit-Max": str(self.max),
             "X-HubSpot-RateLimit-Remaining": str(max(0, self.max - self.used())),
         }

@@ -12,7 +12,11 @@ Around each call (see the modules for details):
   408/423/429 raise :class:`PermanentHubSpotError` at once with HubSpot's message, category and
   correlation id. POST and PATCH are retried like GET.
 * :mod:`~integrations.hubspot.ratelimit` - two client-side limiters: general (default 100 / 10 s)
-  and search (default 4 / 1 s; HubSpot allows 5 / s and counts search separately).
+  and search (default 4 / 1 s; HubSpot allows 5 / s and counts search separately). A worker
+  passes budgets shared through the database instead (``limiter=``, ``search_limiter=``), so
+  N worker processes do not spend N budgets (:mod:`sla_bot.portals.budget`).
+* the token is a string (private app) or a :class:`~integrations.hubspot.retry.TokenSource`
+  (OAuth): read before every attempt, renewed once when HubSpot answers 401.
 * :mod:`~integrations.hubspot.idempotency` - creates (task, note, touch) are made idempotent with
   an idempotency-key marker in the body and a search after ambiguous failures.
 * :mod:`~integrations.hubspot.search` - "modified since" iteration by keyset paging on
@@ -34,11 +38,11 @@ from typing import Any, Literal
 from hubspot import HubSpot
 
 from integrations.hubspot import engagements as eng
-from integrations.hubspot.errors import PermanentHubSpotError
+from integrations.hubspot.errors import HubSpotError, PermanentHubSpotError
 from integrations.hubspot.idempotency import IdempotentCreator
 from integrations.hubspot.models import Contact, Owner, contact_from_sdk, epoch_ms, owner_from_sdk
-from integrations.hubspot.ratelimit import SlidingWindowRateLimiter
-from integrations.hubspot.retry import Retrier, RetryPolicy
+from integrations.hubspot.ratelimit import RateLimiter, SlidingWindowRateLimiter
+from integrations.hubspot.retry import Retrier, RetryPolicy, TokenSource
 from integrations.hubspot.search import MODIFIED, SearchPage, iter_modified, lastmodified_ms
 
 BATCH_LIMIT = 100
@@ -47,7 +51,7 @@ BATCH_LIMIT = 100
 class HubSpotClient:
     def __init__(
         self,
-        access_token: str,
+        access_token: str | TokenSource,
         *,
         base_url: str = "https://api.hubapi.com",
         timeout: tuple[float, float] = (3.05, 10.0),
@@ -61,25 +65,40 @@ class HubSpotClient:
         max_retry_after: float = 60.0,
         search_page_size: int = 200,
         rng: Random | None = None,
+        limiter: RateLimiter | None = None,
+        search_limiter: RateLimiter | None = None,
+        on_daily_limit: Callable[[HubSpotError], None] | None = None,
     ) -> None:
         if not access_token:
             raise ValueError("access_token is required")
+        self._source = None if isinstance(access_token, str) else access_token
+        self._token = access_token if isinstance(access_token, str) else ""
         if not 1 <= search_page_size <= 200:
             raise ValueError("search_page_size must be 1..200")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._page_size = search_page_size
         self._sdk = HubSpot(
-            access_token=access_token, host=self.base_url, retry=False, connection_pool_maxsize=8
+            access_token=self._token or "-",
+            host=self.base_url,
+            retry=False,
+            connection_pool_maxsize=8,
         )
-        self._limiter = SlidingWindowRateLimiter(
+        self._limiter = limiter or SlidingWindowRateLimiter(
             *rate_limit, monotonic=monotonic, sleep=sleep, name="hubspot"
         )
-        self._search_limiter = SlidingWindowRateLimiter(
+        self._search_limiter = search_limiter or SlidingWindowRateLimiter(
             *search_rate_limit, monotonic=monotonic, sleep=sleep, name="hubspot-search"
         )
         policy = RetryPolicy(max_retries, backoff_base, backoff_cap, max_retry_after)
-        self._retrier = Retrier(policy, sleep=sleep, rng=rng)
+        self._retrier = Retrier(
+            policy,
+            sleep=sleep,
+            rng=rng,
+            authorize=self._authorize if self._source is not None else None,
+            renew=self._source.renew if self._source is not None else None,
+            on_daily_limit=on_daily_limit,
+        )
         self._apis: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._creator = IdempotentCreator(
@@ -94,6 +113,17 @@ class HubSpotClient:
         return f"HubSpotClient(base_url={self.base_url!r})"
 
     # -- plumbing -------------------------------------------------------------------------------
+
+    def _authorize(self) -> str:
+        """Put the source's current token on every SDK API (only when it changed)."""
+        assert self._source is not None
+        token = self._source.current()
+        with self._lock:
+            if token != self._token:
+                self._token = token
+                for api in self._apis.values():
+                    api.api_client.configuration.access_token = token
+        return token
 
     def _api(self, name: str) -> Any:
         """Cached SDK API object: "contacts.batch", "tasks.search", "owners"...
@@ -110,6 +140,7 @@ class HubSpotClient:
                 else:
                     disc = crm.contacts if group == "contacts" else getattr(crm.objects, group)
                     api = getattr(disc, f"{which}_api")
+                api.api_client.configuration.access_token = self._token or "-"
                 self._apis[name] = api
             return api
 

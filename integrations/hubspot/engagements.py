@@ -29,10 +29,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
-TouchKind = Literal["call", "email", "meeting", "linkedin", "voicemail"]
-TouchOutcome = Literal["attempt", "connect"]
+from sla_bot.engine.touches import TOUCH_KINDS
+from sla_bot.rules.steps import TOUCH_OUTCOMES
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,6 @@ CALL_DISPOSITION = {
     "left_voicemail": "b2cf5968-551e-4856-9783-52b3da59a7d0",
 }
 MEETING_OUTCOME = {"connect": "COMPLETED", "attempt": "NO_SHOW"}
-TOUCH_KINDS: tuple[str, ...] = ("call", "email", "meeting", "linkedin", "voicemail")
-TOUCH_OUTCOMES: tuple[str, ...] = ("attempt", "connect")
 
 
 def hubspot_datetime(at: datetime) -> str:

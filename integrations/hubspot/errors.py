@@ -175,3 +175,25 @@ def classify(exc: BaseException, *, operation: str | None = None) -> HubSpotErro
             f"connection error: {type(exc).__name__}", operation=operation, ambiguous=True
         )
     return PermanentHubSpotError(f"unexpected {type(exc).__name__}: {exc}", operation=operation)
+
+
+class PortalUnavailable(LookupError):
+    """No usable HubSpot client for a portal: never configured, removed, revoked, or paused.
+
+    ``retry_after`` (seconds) is set when it is worth trying again later (a paused portal, a
+    token whose portal is not discovered yet); otherwise the portal needs an operator.
+    """
+
+    def __init__(self, portal_id: int, reason: str, *, retry_after: float | None = None) -> None:
+        messages = {
+            "not_configured": "no HubSpot token for portal {p}",
+            "removed": "HubSpot portal {p} was removed (sla-bot portals remove)",
+            "revoked": "HubSpot portal {p} uninstalled the app or revoked its access: install it "
+            "again at /oauth/hubspot/install",
+            "paused": "HubSpot portal {p} reached its daily API limit; calls wait for the reset",
+            "oauth_off": "HubSpot portal {p} was installed through OAuth, but HUBSPOT_CLIENT_ID "
+            "is not set",
+            "undiscovered": "the portal of HUBSPOT_ACCESS_TOKEN is not known yet",
+        }
+        super().__init__(messages.get(reason, "HubSpot portal {p}: " + reason).format(p=portal_id))
+        self.portal_id, self.reason, self.retry_after = portal_id, reason, retry_after

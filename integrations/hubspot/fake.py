@@ -26,9 +26,20 @@ Speaks (HubSpot v3 JSON shapes, checked against hubspot-api-client 12 deserialis
   (``email``, ``limit``, ``after``, ``archived``).
 * ``GET /account-info/v3/details`` - ``portalId`` (``portal_id``, default 62515) and friends.
 
-Every request needs ``Authorization: Bearer <token>`` (else 401 in HubSpot's error format). Non-
-search responses carry ``X-HubSpot-RateLimit-*`` headers; with ``enforce_rate_limit = True`` the
-fake also answers 429 past 100 requests / 10 s and 5 searches / s (real time).
+Several portals, each with its own CRM data: the constructor's ``token`` reads the default portal
+(``portal_id``); :meth:`add_portal` adds more (optionally with a private-app token). Every CRM
+request needs ``Authorization: Bearer <token>`` and is answered from *that token's* portal (else
+401 in HubSpot's error format: unknown, expired or revoked token). Non-search responses carry
+``X-HubSpot-RateLimit-*`` headers; with ``enforce_rate_limit = True`` the fake also answers 429
+past ``rate_limit_max`` requests per ``rate_window`` (100 / 10 s) and ``search_limit`` searches per
+``search_window`` (5 / s) - per portal, real time. Each portal records its requests' arrival
+times (``portal(id).arrivals``) so tests can check every window against a budget;
+``portal(id).daily_limit_exhausted = True`` answers every call with the DAILY 429.
+
+OAuth (see :mod:`integrations.hubspot._fake_oauth`): :meth:`register_app`; ``GET /oauth/authorize``
+(the browser step) redirects back with a code for ``login_portal``; ``POST /oauth/v1/token``
+exchanges codes and refresh tokens; ``GET /oauth/v1/access-tokens/{token}`` describes a token;
+:meth:`uninstall` revokes a portal's tokens, :meth:`expire_tokens` ends its access tokens now.
 
 Fault injection (first matching rule wins, each consumes one request): :meth:`fail_next`,
 :meth:`failure_rate`, :meth:`delay_next`. ``fail_next(..., apply=True)`` processes the request and
@@ -40,7 +51,9 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +64,7 @@ from werkzeug.wrappers import Request, Response
 from integrations.hubspot._fake_crm import FakeCrm, error, iso, parse_iso
 from integrations.hubspot._fake_http import (
     AUTH_MESSAGE,
+    DAILY_BODY,
     Answer,
     Fault,
     RandomFailures,
@@ -59,6 +73,7 @@ from integrations.hubspot._fake_http import (
     fault_reply,
     take,
 )
+from integrations.hubspot._fake_oauth import App, FakeOAuth, Grant
 from integrations.local_server import LocalServer
 from sla_bot.clock import ManualClock  # noqa: F401  (re-exported for tests)
 
@@ -71,71 +86,44 @@ class RecordedRequest:
     json: Any
     headers: dict[str, str]
     status: int | None = None  # the status the fake answered with
+    portal_id: int | None = None  # the portal the token belongs to (CRM calls)
 
 
-class FakeHubSpot(LocalServer):
-    server_name = "fake-hubspot"
+def max_in_any_window(times: Iterable[float], window: float) -> int:
+    """The most of ``times`` that fall within any half-open interval of length ``window``."""
+    ordered = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(ordered):
+        while ordered[lo] <= t - window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
 
-    def __init__(
-        self,
-        token: str = "test-token",
-        *,
-        search_cap: int = 10_000,
-        rate_limit_max: int = 100,
-        now: Callable[[], datetime] | None = None,
-        portal_id: int = 62515,
-    ) -> None:
-        self.token = token
-        self.rate_limit_max = rate_limit_max
-        self._crm = FakeCrm(now or (lambda: datetime.now(UTC)))
-        self._default_cap = search_cap
-        self._default_portal = portal_id
-        self.reset()
 
-    # -- lifecycle ------------------------------------------------------------------------------
+class FakePortal:
+    """One HubSpot account in the fake: its CRM, its rate window, its request log."""
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(self, portal_id: int, fake: FakeHubSpot) -> None:
+        self.portal_id = portal_id
+        self._crm = FakeCrm(fake.now)
+        self._crm.lock = fake.lock
+        self._crm.portal_id = portal_id
+        self._crm.search_cap = fake.default_search_cap
+        self.window = RateWindow(
+            fake.rate_limit_max, fake.rate_window, fake.search_limit, fake.search_window
+        )
+        self.window.enforce = fake.enforce_rate_limit
+        self.arrivals: list[tuple[float, bool, int]] = []  # (monotonic, is_search, status)
+        self.daily_limit_exhausted = False
 
-    def reset(self) -> None:
-        """Forget all data, recorded requests and pending faults; keep the server running."""
-        with self._crm.lock:
-            self._crm.reset()
-            self._crm.search_cap = self._default_cap
-            self._crm.portal_id = self._default_portal
-            self.requests: list[RecordedRequest] = []
-            self.errors: list[str] = []  # exceptions raised inside the fake (bugs)
-            self._faults: list[Fault] = []
-            self._delays: list[Fault] = []
-            self._random: RandomFailures | None = None
-            self._window = RateWindow(self.rate_limit_max)
+    def windows_max(self, window: float, *, search: bool = False) -> int:
+        """The most requests (non-search, or search) that arrived within any ``window``."""
+        return max_in_any_window([t for t, s, _ in self.arrivals if s == search], window)
 
     @property
-    def enforce_rate_limit(self) -> bool:
-        """Answer 429 past ``rate_limit_max`` requests / 10 s or 5 searches / s (real time)."""
-        return self._window.enforce
-
-    @enforce_rate_limit.setter
-    def enforce_rate_limit(self, value: bool) -> None:
-        self._window.enforce = value
-
-    @property
-    def search_cap(self) -> int:
-        return self._crm.search_cap
-
-    @search_cap.setter
-    def search_cap(self, value: int) -> None:
-        self._crm.search_cap = value
-
-    @property
-    def portal_id(self) -> int:
-        """The hub id that ``GET /account-info/v3/details`` reports for the token."""
-        return self._crm.portal_id
-
-    @portal_id.setter
-    def portal_id(self, value: int) -> None:
-        self._crm.portal_id = value
+    def rejected(self) -> int:
+        """How many requests of this portal the fake answered with 429."""
+        return sum(1 for _, _, status in self.arrivals if status == 429)
 
     # -- test-facing data API ---------------------------------------------------------------------
 
@@ -236,6 +224,149 @@ class FakeHubSpot(LocalServer):
                 )
             return out
 
+
+class FakeHubSpot(LocalServer):
+    server_name = "fake-hubspot"
+
+    def __init__(
+        self,
+        token: str = "test-token",
+        *,
+        search_cap: int = 10_000,
+        rate_limit_max: int = 100,
+        rate_window: float = 10.0,
+        search_limit: int = 5,
+        search_window: float = 1.0,
+        now: Callable[[], datetime] | None = None,
+        portal_id: int = 62515,
+    ) -> None:
+        self.token = token
+        self.rate_limit_max = rate_limit_max
+        self.rate_window = rate_window
+        self.search_limit = search_limit
+        self.search_window = search_window
+        self.now = now or (lambda: datetime.now(UTC))
+        self.lock = threading.RLock()
+        self.default_search_cap = search_cap
+        self._default_portal = portal_id
+        self._enforce = False
+        self.oauth = FakeOAuth()
+        self.reset()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def authorize_url(self) -> str:
+        """Where the browser is sent to approve an install (HubSpot: app.hubspot.com)."""
+        return f"{self.base_url}/oauth/authorize"
+
+    def reset(self) -> None:
+        """Forget all data, portals, apps, tokens, recorded requests and pending faults."""
+        with self.lock:
+            self._enforce = False
+            self.oauth.reset()
+            self.portals: dict[int, FakePortal] = {}
+            self.default = self.add_portal(self._default_portal, token=self.token)
+            self.login_portal = self._default_portal  # the portal the browser installs into
+            self.requests: list[RecordedRequest] = []
+            self.errors: list[str] = []  # exceptions raised inside the fake (bugs)
+            self._faults: list[Fault] = []
+            self._delays: list[Fault] = []
+            self._random: RandomFailures | None = None
+
+    def add_portal(self, portal_id: int, token: str | None = None) -> FakePortal:
+        """A HubSpot account (kept if it exists); ``token``: a private-app token for it."""
+        with self.lock:
+            portal = self.portals.get(portal_id)
+            if portal is None:
+                portal = self.portals[portal_id] = FakePortal(portal_id, self)
+            if token is not None:
+                self.oauth.access[token] = Grant(portal_id, None)
+            return portal
+
+    def portal(self, portal_id: int | None = None) -> FakePortal:
+        return self.default if portal_id is None else self.portals[portal_id]
+
+    def register_app(self, client_id: str, client_secret: str, app_id: int) -> None:
+        """A public app that portals can install through OAuth."""
+        with self.lock:
+            self.oauth.apps[client_id] = App(client_id, client_secret, app_id)
+
+    def uninstall(self, portal_id: int) -> None:
+        """The portal removed the app: its OAuth tokens are revoked."""
+        with self.lock:
+            self.oauth.uninstall(portal_id)
+
+    def expire_tokens(self, portal_id: int) -> None:
+        """The portal's OAuth access tokens expire now (refresh tokens stay good)."""
+        with self.lock:
+            self.oauth.expire(portal_id, self.now())
+
+    def refreshes(self, portal_id: int) -> int:
+        """How many refresh-token grants the fake served for the portal."""
+        with self.lock:
+            return self.oauth.refreshes.get(portal_id, 0)
+
+    @property
+    def enforce_rate_limit(self) -> bool:
+        """Answer 429 past the rate window or the search limit (real time, per portal)."""
+        return self._enforce
+
+    @enforce_rate_limit.setter
+    def enforce_rate_limit(self, value: bool) -> None:
+        with self.lock:
+            self._enforce = value
+            for portal in self.portals.values():
+                portal.window.enforce = value
+
+    @property
+    def search_cap(self) -> int:
+        return self.default._crm.search_cap
+
+    @search_cap.setter
+    def search_cap(self, value: int) -> None:
+        self.default._crm.search_cap = value
+
+    @property
+    def portal_id(self) -> int:
+        """The hub id of the default portal (the constructor's token)."""
+        return self.default.portal_id
+
+    @portal_id.setter
+    def portal_id(self, value: int) -> None:
+        with self.lock:
+            old = self.default.portal_id
+            self.portals[value] = self.portals.pop(old)
+            self.default.portal_id = self.default._crm.portal_id = value
+            for grant in self.oauth.access.values():
+                if grant.portal_id == old:
+                    grant.portal_id = value
+
+    # -- the default portal's data (see FakePortal) ------------------------------------------------
+
+    def add_contact(self, id: str, properties: dict[str, Any] | None = None, **kw: Any) -> None:
+        self.default.add_contact(id, properties, **kw)
+
+    def set_property(self, id: str, name: str, value: Any, *, at: datetime | None = None) -> None:
+        self.default.set_property(id, name, value, at=at)
+
+    def archive_contact(self, id: str) -> None:
+        self.default.archive_contact(id)
+
+    def add_owner(self, id: str, email: str | None, *args: Any, **kw: Any) -> None:
+        self.default.add_owner(id, email, *args, **kw)
+
+    @property
+    def contacts(self) -> dict[str, dict[str, str | None]]:
+        return self.default.contacts
+
+    def created(self, kind: str) -> list[dict[str, Any]]:
+        return self.default.created(kind)
+
     # -- fault injection --------------------------------------------------------------------------
 
     def fail_next(
@@ -253,7 +384,7 @@ class FakeHubSpot(LocalServer):
         ``body`` is given: a dict is sent as JSON, a str as-is). ``apply=True`` processes the
         request first (the write happens, the response is lost)."""
         fault = Fault(n, path_contains, method, status, retry_after, body, apply)
-        with self._crm.lock:
+        with self.lock:
             self._faults.append(fault)
 
     def failure_rate(
@@ -264,7 +395,7 @@ class FakeHubSpot(LocalServer):
         path_contains: str | None = None,
     ) -> None:
         """Fail each request with probability ``p`` (status chosen at random); ``p=0`` stops it."""
-        with self._crm.lock:
+        with self.lock:
             self._random = (
                 RandomFailures(p, tuple(statuses), random.Random(seed), path_contains)
                 if p
@@ -273,14 +404,16 @@ class FakeHubSpot(LocalServer):
 
     def delay_next(self, n: int, seconds: float, path_contains: str | None = None) -> None:
         """Process the next ``n`` matching requests, then hold the response ``seconds``."""
-        with self._crm.lock:
+        with self.lock:
             self._delays.append(Fault(n, path_contains, delay=seconds))
 
     # -- HTTP -------------------------------------------------------------------------------------
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        arrived = time.monotonic()
         request = Request(environ)
-        raw = request.get_data(as_text=True)
+        form = dict(request.form) if request.mimetype.endswith("x-www-form-urlencoded") else {}
+        raw = "" if form else request.get_data(as_text=True)
         try:
             payload = json.loads(raw) if raw else None
         except ValueError:
@@ -289,16 +422,21 @@ class FakeHubSpot(LocalServer):
             request.method, request.path, dict(request.args), payload, dict(request.headers)
         )
         is_search = request.path.endswith("/search")
-        with self._crm.lock:
+        with self.lock:
             self.requests.append(record)
             delay = take(self._delays, request.method, request.path)
-            if raw and payload is None:
+            if request.path.startswith("/oauth/"):
+                status, body, headers = self._oauth(request, form)
+            elif raw and payload is None:
                 status, body, headers = (*error(400, "Invalid input JSON", "VALIDATION_ERROR"), {})
             else:
-                status, body, headers = self._answer(request, record, is_search)
+                status, body, headers = self._answer(request, record, is_search, arrived)
             record.status = status
-            if not is_search:
-                headers = {**self._window.headers(), **headers}
+            portal = self.portals.get(record.portal_id) if record.portal_id else None
+            if portal is not None:
+                portal.arrivals.append((arrived, is_search, status))
+                if not is_search:
+                    headers = {**portal.window.headers(), **headers}
         text = body if isinstance(body, str) else json.dumps(body)
         mimetype = "text/html" if isinstance(body, str) else "application/json"
         response = Response(text, status=status, headers=headers, mimetype=mimetype)
@@ -306,18 +444,46 @@ class FakeHubSpot(LocalServer):
             time.sleep(delay.delay)
         return response(environ, start_response)
 
-    def _answer(self, request: Request, record: RecordedRequest, is_search: bool) -> Answer:
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+    def _oauth(self, request: Request, form: dict[str, str]) -> Answer:
+        path, now = request.path, self.now()
+        if path == "/oauth/authorize" and request.method == "GET":
+            return self.oauth.authorize(dict(request.args), self.login_portal)
+        if path == "/oauth/v1/token" and request.method == "POST":
+            return (*self.oauth.token(form, now), {})
+        prefix = "/oauth/v1/access-tokens/"
+        if path.startswith(prefix) and request.method == "GET":
+            return (*self.oauth.info(path[len(prefix) :], now), {})
+        return (*error(404, f"No route for {request.method} {path}", "NOT_FOUND"), {})
+
+    def _answer(
+        self, request: Request, record: RecordedRequest, is_search: bool, arrived: float
+    ) -> Answer:
+        auth = request.headers.get("Authorization", "")
+        grant, why = self.oauth.check(auth.removeprefix("Bearer ").strip(), self.now())
+        if (
+            why
+            or grant is None
+            or not auth.startswith("Bearer ")
+            or grant.portal_id not in self.portals
+        ):
+            if why == "expired" and grant is not None:
+                record.portal_id = grant.portal_id
+                message = "The OAuth token used to make this call expired 0 second(s) ago."
+                return (*error(401, message, "EXPIRED_AUTHENTICATION"), {})
             return (*error(401, AUTH_MESSAGE, "INVALID_AUTHENTICATION"), {})
-        if limited := self._window.hit(is_search):
+        portal = self.portals[grant.portal_id]
+        record.portal_id = portal.portal_id
+        if limited := portal.window.hit(is_search, arrived):
             return limited
+        if portal.daily_limit_exhausted:
+            return 429, {**DAILY_BODY, "correlationId": str(uuid.uuid4())}, {}
         fault = take(self._faults, request.method, request.path)
         if fault is None and self._random is not None:
             fault = self._random.draw(request.path)
         if fault is None or fault.apply:
             try:
                 status, body = dispatch(
-                    self._crm, request.method, request.path, record.query, record.json
+                    portal._crm, request.method, request.path, record.query, record.json
                 )
             except Exception as exc:  # noqa: BLE001 - a fake bug must not kill the server thread
                 self.errors.append(f"{request.method} {request.path}: {exc!r}")

@@ -31,7 +31,7 @@ from typing import Any
 
 from integrations.hubspot import engagements as eng
 from integrations.hubspot.errors import HubSpotError
-from integrations.hubspot.ratelimit import SlidingWindowRateLimiter
+from integrations.hubspot.ratelimit import RateLimiter
 from integrations.hubspot.retry import Retrier
 
 _STRIPES = 64  # per-key lock stripes
@@ -44,7 +44,7 @@ class IdempotentCreator:
         *,
         api: Callable[[str], Any],
         retrier: Retrier,
-        limiter: SlidingWindowRateLimiter,
+        limiter: RateLimiter,
         search: SearchFn,
         timeout: tuple[float, float],
         memory: int = 4096,

@@ -17,6 +17,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class RateLimiter(Protocol):
+    """What the retry loop needs from a budget: a grant before each request, its release after
+    the response (a shared budget holds the slot until then), and a pause after a 429."""
+
+    def acquire(self) -> Any: ...
+
+    def release(self, grant: Any) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
 
 
 class SlidingWindowRateLimiter:
@@ -58,6 +70,9 @@ class SlidingWindowRateLimiter:
                 else:
                     wait = grants[0] + self.window - now
             self._sleep(wait)
+
+    def release(self, grant: Any) -> None:
+        """Nothing to do: this budget counts grants, not responses."""
 
     def pause(self, seconds: float) -> None:
         """Hold back every caller for ``seconds`` (used after HubSpot answers 429)."""

@@ -15,6 +15,8 @@ therefore built with ``retry=False`` (one attempt per call, raw exceptions) and 
   other threads back off too;
 * a 429 with ``policyName == "DAILY"``, or a ``Retry-After`` beyond ``max_retry_after``, is not
   retried inline: it is raised (transient, with ``retry_after``) for the caller to reschedule;
+* a 401 with a renewable token (OAuth): ``auth.renew(stale)`` once, then the same attempt again;
+* a 429 with the daily limit exhausted is reported to ``on_daily_limit`` (the portal pauses);
 * ``recover`` (used by idempotent creates) runs after the backoff sleep and before re-sending when
   the failure was ambiguous; if it returns a value, that value is the result.
 """
@@ -25,15 +27,31 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from integrations.hubspot.errors import HubSpotError, TransientHubSpotError, classify
-from integrations.hubspot.ratelimit import SlidingWindowRateLimiter
+from integrations.hubspot.ratelimit import RateLimiter
 
 T = TypeVar("T")
 log = logging.getLogger("integrations.hubspot")
 
 MIN_429_DELAY = 1.0
+
+
+class TokenSource(Protocol):
+    """Where the access token comes from when it can change (OAuth: refreshed before expiry)."""
+
+    def current(self) -> str:
+        """A token valid now (refreshing it first if it is about to expire)."""
+        ...
+
+    def renew(self, stale: str) -> bool:
+        """HubSpot refused `stale`: get a fresh token; False if none can be had (revoked)."""
+        ...
+
+
+def is_daily_limit(err: HubSpotError) -> bool:
+    return err.status == 429 and (err.policy_name or "").upper() == "DAILY"
 
 
 @dataclass(frozen=True)
@@ -55,28 +73,47 @@ class Retrier:
         *,
         sleep: Callable[[float], None],
         rng: random.Random | None = None,
+        authorize: Callable[[], str | None] | None = None,
+        renew: Callable[[str], bool] | None = None,
+        on_daily_limit: Callable[[HubSpotError], None] | None = None,
     ) -> None:
         self.policy = policy
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._authorize = authorize  # sets the current token on the SDK; returns it
+        self._renew = renew
+        self._on_daily_limit = on_daily_limit
 
     def call(
         self,
         operation: str,
         fn: Callable[[], T],
         *,
-        limiter: SlidingWindowRateLimiter,
+        limiter: RateLimiter,
         recover: Callable[[HubSpotError], T | None] | None = None,
     ) -> T:
         retry = 0
+        renewed = False
         while True:
-            limiter.acquire()
+            token: str | None = None
             try:
-                return fn()
+                if self._authorize is not None:
+                    token = self._authorize()
+                grant = limiter.acquire()
+                try:
+                    return fn()
+                finally:
+                    limiter.release(grant)
             except Exception as exc:  # noqa: BLE001 - classified below, chained on raise
                 err = classify(exc, operation=operation)
                 err.attempts = retry + 1
                 cause: BaseException = exc
+            if err.status == 401 and token and self._renew is not None and not renewed:
+                renewed = True  # once: a fresh token that is refused too is a real 401
+                if self._renew(token):
+                    continue
+            if is_daily_limit(err) and self._on_daily_limit is not None:
+                self._on_daily_limit(err)
             if not err.transient:
                 raise err from cause
             delay = self._delay(err, retry)
@@ -103,7 +140,7 @@ class Retrier:
 
     def _delay(self, err: HubSpotError, retry: int) -> float | None:
         """Seconds to wait before the next attempt, or None to give up now."""
-        if err.status == 429 and (err.policy_name or "").upper() == "DAILY":
+        if is_daily_limit(err):
             return None
         if err.retry_after is not None:
             if err.retry_after > self.policy.max_retry_after:

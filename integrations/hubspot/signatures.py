@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,6 +72,16 @@ class Verdict:
     ok: bool
     version: str  # v1 | v2 | v3 | none
     reason: str  # why it failed, safe to return to the caller; "" when ok
+    secret_index: int = -1  # which candidate secret signed it (when ok)
+
+
+def _match(expected: Sequence[str], given: str) -> int:
+    """Index of the candidate equal to `given`, comparing with every one (constant time each)."""
+    found = -1
+    for i, candidate in enumerate(expected):
+        if hmac.compare_digest(candidate.encode(), given.encode()) and found < 0:
+            found = i
+    return found
 
 
 def verify(
@@ -80,15 +90,19 @@ def verify(
     method: str,
     uri: str,
     body: bytes,
-    secret: str,
+    secret: str | Sequence[str],
     now: datetime,
     accept: Collection[str] = ("v3", "v2", "v1"),
 ) -> Verdict:
     """Check whichever signature the request carries, preferring v3 when present.
 
     `headers` must be case-insensitive (Werkzeug's are). `uri` is the full URL HubSpot called,
-    as registered (scheme, host, path and query string), not decoded.
+    as registered (scheme, host, path and query string), not decoded. `secret` may be several
+    candidates (the app's, each private app's): the body names a portal, but nothing in it is
+    trusted before a signature holds, so every candidate is tried and `secret_index` says
+    which one signed.
     """
+    secrets = [secret] if isinstance(secret, str) else list(secret)
     v3 = headers.get("X-HubSpot-Signature-v3")
     if v3 is not None and "v3" in accept:
         ts = headers.get("X-HubSpot-Request-Timestamp")
@@ -101,9 +115,9 @@ def verify(
             return Verdict(False, "v3", "stale signature: timestamp older than 5 minutes")
         if skew < -MAX_SKEW_MS:
             return Verdict(False, "v3", "signature timestamp more than 5 minutes in the future")
-        expected = sign_v3(secret, method, uri, body, ts)
-        if hmac.compare_digest(expected.encode(), v3.encode()):
-            return Verdict(True, "v3", "")
+        found = _match([sign_v3(k, method, uri, body, ts) for k in secrets], v3)
+        if found >= 0:
+            return Verdict(True, "v3", "", found)
         return Verdict(False, "v3", "signature does not match")
 
     sig = headers.get("X-HubSpot-Signature")
@@ -112,7 +126,10 @@ def verify(
     version = (headers.get("X-HubSpot-Signature-Version") or "v1").strip().lower()
     if version not in ("v1", "v2") or version not in accept:
         return Verdict(False, version[:8], f"signature version {version[:8]!r} not accepted")
-    expected = sign_v1(secret, body) if version == "v1" else sign_v2(secret, method, uri, body)
-    if hmac.compare_digest(expected.encode(), sig.strip().lower().encode()):
-        return Verdict(True, version, "")
+    expected = [
+        sign_v1(k, body) if version == "v1" else sign_v2(k, method, uri, body) for k in secrets
+    ]
+    found = _match(expected, sig.strip().lower())
+    if found >= 0:
+        return Verdict(True, version, "", found)
     return Verdict(False, version, "signature does not match")

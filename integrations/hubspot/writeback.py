@@ -123,8 +123,9 @@ class HubSpotWriter:
         create = op != "update_contact"
         try:
             client = self._client_for(item.portal_id)
-        except LookupError as exc:
-            raise DeliveryError(str(exc), permanent=True) from exc
+        except LookupError as exc:  # no client: permanent, unless paused/undiscovered
+            retry = getattr(exc, "retry_after", None)
+            raise DeliveryError(str(exc), permanent=retry is None, retry_after=retry) from exc
         except HubSpotError as err:  # discovering the token's portal failed; nothing was sent
             raise _delivery_error(err, item, create=create, sent=False) from err
         try:
@@ -231,6 +232,15 @@ def _update_contact(client: HubSpotClient, item: OutboxItem) -> dict[str, Any]:
         raise PayloadInvalid(f"property values must be scalars: {', '.join(map(str, bad))}")
     # HubSpot spells booleans "true"/"false"; str(True) would be "True".
     values = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in props.items()}
+    expected = p.get("unless_changed")
+    if isinstance(expected, dict) and expected:
+        # Only if HubSpot still holds what the decision saw (e.g. an automatic reassignment
+        # must not overwrite an owner a person chose meanwhile).
+        contact = client.get_contact(contact_id or "", sorted(expected))
+        now = {k: (contact.get(k) if contact is not None else None) for k in expected}
+        changed = {k: v for k, v in now.items() if (v or None) != (expected[k] or None)}
+        if changed:
+            return {"updated": False, "contact_id": contact_id, "changed_meanwhile": changed}
     client.update_contact(contact_id or "", values)
     return {"updated": True, "contact_id": contact_id}
 

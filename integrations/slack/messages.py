@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sla_bot.engine.notifications import next_touch
+
 Payload = Mapping[str, Any]
 ACK, LOG_TOUCH, SNOOZE, REASSIGN = "sla_ack", "sla_log_touch", "sla_snooze", "sla_reassign"
 TERMINAL_KINDS = frozenset({"recycle", "disqualification.premature"})
@@ -65,7 +67,7 @@ def headline(payload: Payload) -> str:
     kind, lead = payload.get("kind", ""), payload.get("lead") or {}
     label, touches = lead_label(lead), payload.get("touches") or {}
     recipient = payload.get("recipient") or {}
-    if kind == "first_touch.nudge":
+    if kind == "lead.assigned":
         return f"New lead {label} needs a first touch"
     if kind == "first_touch.warning":
         return f"First touch for {label} is due soon"
@@ -74,8 +76,9 @@ def headline(payload: Payload) -> str:
     if kind == "ladder":
         return f"Escalation ({payload.get('step_key', 'ladder')}): still no first touch for {label}"
     if kind == "cadence.due":
-        count, goal = int(touches.get("count") or 0), touches.get("min") or "?"
-        return f"Touch {count + 1} of {goal} due today for {label}"
+        return (
+            f"{next_touch(int(touches.get('count') or 0) + 1, touches.get('min'))} due for {label}"
+        )
     if kind == "reassigned":
         old = (payload.get("old_owner") or {}).get("name") or "?"
         new = payload.get("new_owner") or {}

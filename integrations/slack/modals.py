@@ -13,14 +13,9 @@ from datetime import timedelta
 from typing import Any
 
 from integrations.slack.messages import LOG_TOUCH, REASSIGN, SNOOZE
+from sla_bot.engine.touches import TOUCH_KINDS
 
-TOUCH_KINDS = [
-    ("call", "Call"),
-    ("email", "Email"),
-    ("meeting", "Meeting"),
-    ("voicemail", "Voicemail"),
-    ("linkedin", "LinkedIn"),
-]
+LABELS = {"call": "Call", "email": "Email", "meeting": "Meeting", "linkedin": "LinkedIn"}
 SNOOZE_CHOICES = [
     timedelta(minutes=15),
     timedelta(minutes=30),
@@ -79,7 +74,7 @@ def _modal(callback_id: str, title: str, submit: str, ctx: Context, blocks: list
 
 
 def log_touch_view(ctx: Context, lead_label: str) -> dict[str, Any]:
-    kinds = [_option(v, t) for v, t in TOUCH_KINDS]
+    kinds = [_option(k, LABELS.get(k, k.capitalize())) for k in TOUCH_KINDS]
     outcomes = [_option("attempt", "Attempt (no answer)"), _option("connect", "Connect")]
     blocks = [
         {"type": "section", "text": {"type": "plain_text", "text": lead_label[:3000]}},

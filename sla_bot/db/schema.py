@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -129,11 +130,10 @@ leads = Table(
     Column("owner_assigned_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=True),  # contact createdate
     Column("clock_started_at", UTCDateTime, nullable=True),
-    Column("generation", Integer, nullable=False, server_default="0"),  # bumps on clock restart
     Column("properties", Text, nullable=False, server_default="{}"),  # JSON: latest known
     Column("touches", Text, nullable=False, server_default="[]"),  # JSON list
     Column("touch_count", Integer, nullable=False, server_default="0"),
-    Column("state", Text, nullable=False, server_default="{}"),  # JSON: ack/snooze/paused...
+    Column("state", Text, nullable=False, server_default="{}"),  # JSON: engine.state.LeadState
     Column("next_due_at", UTCDateTime, nullable=True),
     Column("last_event_ms", BigInteger, nullable=False, server_default="0"),
     Column("needs_fetch", Integer, nullable=False, server_default="0"),  # 1: refresh from CRM
@@ -167,8 +167,9 @@ lead_events = Table(
     Column("detail", Text, nullable=False, server_default="{}"),  # JSON
 )
 
-# Decided side effects, delivered separately. `idempotency_key` (lead, step, generation,
-# occurrence) makes deciding the same step twice impossible.
+# Decided side effects, delivered separately. `idempotency_key` (lead, step occurrence,
+# recipient) makes deciding the same occurrence twice impossible; `step` and `recipient` let a
+# later decision withdraw or re-target an undelivered message.
 outbox = Table(
     "outbox",
     metadata,
@@ -179,6 +180,8 @@ outbox = Table(
     Column("idempotency_key", String(255), nullable=False, unique=True),
     Column("channel", String(16), nullable=False),  # slack | hubspot | log
     Column("kind", String(64), nullable=False),  # e.g. first_touch.breach, recycle
+    Column("step", String(128), nullable=True),  # the step occurrence, e.g. ladder.2
+    Column("recipient", String(160), nullable=True),  # "<role>:<id>" of a Slack message
     Column("payload", Text, nullable=False),  # JSON: recipients, message facts, CRM operation
     Column("status", String(16), nullable=False),  # pending | sent | failed | cancelled
     Column("attempts", Integer, nullable=False, server_default="0"),
@@ -232,4 +235,48 @@ slack_users = Table(
     Column("user_id", String(32), nullable=True),
     Column("fetched_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# --- HubSpot portals (migration 0006_portals) ---------------------------------------------------
+# One row per connected (or once connected) portal. OAuth installs keep their tokens here,
+# encrypted with SLA_BOT_SECRET_KEY (Fernet); private-app portals come from the portals file and
+# get a row when they are removed (so every replica stops calling them) or paused.
+hubspot_portals = Table(
+    "hubspot_portals",
+    metadata,
+    Column("portal_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("auth", String(16), nullable=False),  # oauth | private_app
+    Column("status", String(16), nullable=False),  # active | revoked | removed
+    Column("app_id", BigInteger, nullable=True),
+    Column("hub_domain", String(255), nullable=True),
+    Column("scopes", Text, nullable=True),  # space-separated, as granted
+    Column("refresh_token", Text, nullable=True),  # Fernet ciphertext, never plaintext
+    Column("access_token", Text, nullable=True),  # Fernet ciphertext
+    Column("access_expires_at", UTCDateTime, nullable=True),
+    Column("token_error", Text, nullable=True),  # the last refresh/auth failure, no secrets
+    Column("paused_until", UTCDateTime, nullable=True),  # HubSpot's daily limit was reached
+    Column("installed_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Single-use OAuth `state` nonces, inserted when a callback consumes one (replays collide).
+oauth_states = Table(
+    "oauth_states",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("used_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# The request budget towards HubSpot, shared by every worker process: `slot` 0..N-1 of a
+# (portal, bucket) is free when `busy_until` (epoch seconds) has passed. A request takes a free
+# slot and holds it until its response arrived plus one window, so no window holds more than N
+# requests as HubSpot counts them (arrivals), whatever the network delay.
+hubspot_rate_slots = Table(
+    "hubspot_rate_slots",
+    metadata,
+    Column("portal_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("bucket", String(16), primary_key=True),  # general | search
+    Column("slot", Integer, primary_key=True, autoincrement=False),
+    Column("busy_until", Double, nullable=False, server_default="0"),
 )

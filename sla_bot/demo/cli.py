@@ -381,7 +381,8 @@ class Demo:
         ]
         if times:
             wait = max(0.0, self.clock.real_seconds(min(times)))
-            self.say(f"First message due in about {wait:.0f} s (the rules' own timeline).")
+            when = "now" if wait < 1 else f"in about {wait:.0f} s"
+            self.say(f"First message due {when} (the rules' own timeline).")
 
     # --- waiting ----------
 

@@ -19,17 +19,17 @@ from sla_bot import outbox
 from sla_bot.db.engine import write_transaction
 from sla_bot.engine import audit
 from sla_bot.engine import leads as repo
-from sla_bot.engine import messages as msg
+from sla_bot.engine import notifications as note
 from sla_bot.engine import touches as tch
 from sla_bot.engine.leads import Lead
 from sla_bot.engine.owners import owner_at, set_owner
-from sla_bot.engine.reassign import pick_owner
-from sla_bot.engine.sweep import _remember_assignment, _round_robin
+from sla_bot.engine.reassign import last_assignments, pick_owner, remember_assignment
+from sla_bot.engine.state import Ack, Snooze
 from sla_bot.rules import RuleSet
-from sla_bot.rules.people import People, Recipient
+from sla_bot.rules.people import People
+from sla_bot.rules.steps import REASSIGNED, TOUCH_OUTCOMES
 
 SNOOZE_CAP = timedelta(hours=24)  # the rules have no snooze setting yet; see docs/engine.md
-KINDS = ("call", "email", "meeting", "linkedin", "voicemail")
 
 
 class ActionRefused(Exception):
@@ -62,7 +62,7 @@ def lead_summary(engine: Engine, lead_id: int, rules: Any = None) -> dict[str, A
     team = None
     if lead.policy_snapshot:
         team = lead.policy_snapshot.get("definition", {}).get("team")
-    out = msg.lead_facts(lead, ruleset)
+    out = note.lead_facts(lead, ruleset)
     out.update(status=lead.status, closed_reason=lead.closed_reason, team=team)
     return out
 
@@ -74,10 +74,10 @@ def _act(engine: Engine, ref: LeadRef, now: datetime, change: Change) -> str:
             raise ActionRefused("lead not found")
         if lead.status == "closed":
             raise ActionRefused("lead is closed")
-        if msg.button_version(lead) != ref.version:
+        if lead.state.button_version != ref.version:
             raise ActionRefused("already handled")
         message, entries = change(lead, conn)
-        lead.state["button_version"] = msg.button_version(lead) + 1
+        lead.state.button_version += 1
         lead.next_due_at = now
         if not repo.save(conn, lead, now=now):
             raise ActionRefused("already handled")
@@ -91,11 +91,11 @@ def acknowledge(engine: Engine, ref: LeadRef, *, by: str, now: datetime, silence
     until = now + silence
 
     def change(lead: Lead, conn: Any) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
-        n = int((lead.state.get("ack") or {}).get("n", 0)) + 1
-        ack = {"n": n, "by": by, "at": now.isoformat(), "until": until.isoformat()}
-        lead.state["ack"] = ack
+        n = (lead.state.ack.n if lead.state.ack else 0) + 1
+        lead.state.ack = Ack(n=n, by=by, at=now, until=until)
+        detail = lead.state.ack.model_dump(mode="json")
         return f"Got it: no nudges until {until:%H:%M} UTC unless no touch is logged", [
-            ("ack", ack)
+            ("ack", detail)
         ]
 
     return _act(engine, ref, now, change)
@@ -105,9 +105,9 @@ def log_touch(
     engine: Engine, ref: LeadRef, *, by: str, at: datetime, kind: str, outcome: str, note: str
 ) -> str:
     """A touch logged in Slack: counts now, and is written to HubSpot as an engagement."""
-    if kind not in KINDS:
+    if kind not in tch.TOUCH_KINDS:
         raise ActionRefused(f"unknown touch kind {kind!r}")
-    if outcome not in ("attempt", "connect"):
+    if outcome not in TOUCH_OUTCOMES:
         raise ActionRefused(f"unknown outcome {outcome!r}")
     now = at
 
@@ -122,7 +122,6 @@ def log_touch(
             by=by,
             note=note,
         )
-        lead.touches.sort(key=lambda t: t["at"])
         n = len(lead.touches)
         payload = {
             "op": "create_engagement",
@@ -144,7 +143,9 @@ def log_touch(
             lead_id=lead.id,
             object_id=lead.object_id,
         )
-        return f"Logged a {kind} ({outcome}) as touch {n}", [("touch", touch)]
+        return f"Logged a {kind} ({outcome}) as touch {n}", [
+            ("touch", touch.model_dump(mode="json", exclude_defaults=True))
+        ]
 
     return _act(engine, ref, now, change)
 
@@ -156,7 +157,7 @@ def snooze(engine: Engine, ref: LeadRef, *, by: str, until: datetime, now: datet
     capped = min(until, now + SNOOZE_CAP)
 
     def change(lead: Lead, conn: Any) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
-        lead.state["snooze_until"] = capped.isoformat()
+        lead.state.snooze = Snooze(by=by, until=capped)
         detail = {"by": by, "until": capped.isoformat(), "asked": until.isoformat()}
         note = "" if capped == until else " (the most a snooze allows)"
         return f"Snoozed until {capped:%Y-%m-%d %H:%M} UTC{note}", [("snooze", detail)]
@@ -178,14 +179,14 @@ def reassign(
             target = _round_robin_pick(conn, ruleset, lead, team, now)
             if target is None:
                 raise ActionRefused("nobody in the team is available")
-            _remember_assignment(conn, lead.portal_id, team, target, now)
+            remember_assignment(conn, lead.portal_id, team, target, now)
         if target == lead.owner_id:
             raise ActionRefused("that rep already owns the lead")
         old = lead.owner_id
-        set_owner(lead, target, now)
+        set_owner(lead, target, now, by=f"slack:{by}")
         _reassigned_rows(conn, ruleset, lead, old, target, by, now)
         detail = {"by": by, "from": old, "to": target, "manual": True}
-        return f"Reassigned to {msg.owner_name(ruleset, lead, target)}", [("reassigned", detail)]
+        return f"Reassigned to {note.owner_name(ruleset, lead, target)}", [("reassigned", detail)]
 
     return _act(engine, ref, now, change)
 
@@ -199,49 +200,45 @@ def _round_robin_pick(
         return None
     people = People(rules, policy, team, found[1] if found else None, now.year)
     candidates = people.candidates(now)["candidates"]
-    last = _round_robin(conn, {lead.portal_id}).get(lead.portal_id, {})
+    last = last_assignments(conn, {lead.portal_id}).get(lead.portal_id, {})
     return pick_owner(rules, team, candidates, last)
 
 
 def _reassigned_rows(
     conn: Any, rules: RuleSet, lead: Lead, old: str | None, new: str, by: str, now: datetime
 ) -> None:
-    n = len(lead.state.get("owners", []))
-    facts = msg.lead_facts(lead, rules, version=msg.button_version(lead) + 1)
-    people = {"old_owner": _person(rules, lead, old), "new_owner": _person(rules, lead, new)}
-    text = msg.text(
-        "reassigned", facts, old=people["old_owner"]["name"], new=people["new_owner"]["name"]
-    )  # noqa: E501
-    for person in people.values():
-        rid = person["slack"] or person["owner_id"] or person["email"] or person["name"]
-        payload = {
-            "kind": "reassigned",
-            "step_key": f"manual.{n}",
-            "thread_key": f"lead:{lead.id}",
-            "recipient": person,
-            "lead": facts,
-            "deadline": None,
-            "timezone": None,
-            "touches": msg.touch_facts(lead, None, None),
-            "text": text,
-            "detail": f"reassigned by {by}",
-            "reason": None,
-            **people,
-        }
+    n = len(lead.state.owners)
+    step = f"manual.{n}"
+    old_r = note.owner_recipient(rules, lead, old, now)
+    new_r = note.owner_recipient(rules, lead, new, now)
+    for r in (old_r, new_r):
+        payload = note.message(
+            REASSIGNED,
+            lead,
+            rules,
+            r,
+            step_key=step,
+            detail=f"reassigned by {by}",
+            version=lead.state.button_version + 1,  # what _act is about to make it
+            old_owner=old_r,
+            new_owner=new_r,
+        )
         outbox.enqueue(
             conn,
-            key=f"lead:{lead.id}:g{lead.generation}:manual.{n}.reassigned:owner:{rid}",
+            key=f"lead:{lead.id}:{step}.reassigned:owner:{note.recipient_id(r)}",
             channel="slack",
-            kind="reassigned",
+            kind=REASSIGNED,
             payload=payload,
             portal_id=lead.portal_id,
             now=now,
             lead_id=lead.id,
             object_id=lead.object_id,
+            step=step,
+            recipient=f"owner:{r.owner_id or note.recipient_id(r)}",
         )
     outbox.enqueue(
         conn,
-        key=f"lead:{lead.id}:g{lead.generation}:manual.{n}:hubspot:owner",
+        key=f"lead:{lead.id}:{step}:hubspot:owner",
         channel="hubspot",
         kind="update_contact",
         payload={
@@ -253,13 +250,5 @@ def _reassigned_rows(
         now=now,
         lead_id=lead.id,
         object_id=lead.object_id,
+        step=step,
     )
-
-
-def _person(rules: RuleSet, lead: Lead, owner_id: str | None) -> dict[str, Any]:
-    found = rules.find_member(owner_id=owner_id) if owner_id else None
-    if found is None:
-        name = msg.owner_name(None, lead, owner_id) or "(no owner)"
-        return msg.recipient_dict(Recipient("owner", name, owner_id=owner_id))
-    m = found[1]
-    return msg.recipient_dict(Recipient("owner", m.label(), m.slack, m.email, m.owner_id))

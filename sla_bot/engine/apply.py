@@ -26,6 +26,7 @@ from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import webhook_batches, webhook_events
 from sla_bot.engine import audit
 from sla_bot.engine import leads as repo
+from sla_bot.engine import touches as tch
 from sla_bot.engine.events import Event, apply_event, close, new_lead, route, start_clock_if_due
 from sla_bot.engine.leads import Lead
 from sla_bot.rules import LoadedRules
@@ -112,13 +113,17 @@ def _apply_contact(
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = conn.execute(query).all()
+    # One call moves last-contacted and the count at the same instant: read the exact time first.
+    rows = sorted(
+        conn.execute(query).all(),
+        key=lambda r: (r.occurred_at_ms, r.property_name != tch.LAST, r.id),
+    )
     if not rows:
         return 0
     lead = repo.find(conn, portal_id, object_id)
     if lead is None:
         lead = new_lead(portal_id, object_id)
-        lead.state["seen_at"] = now.isoformat()
+        lead.state.first_seen_at = now
     bodies: dict[int, list[Any]] = {}
     entries: list[tuple[str, dict[str, Any]]] = []
     closing: list[int] = []
@@ -187,7 +192,7 @@ def _close_merged(conn: Connection, portal_id: int, object_id: int, *, into: int
     if lead is None or lead.closed_reason == "merged":
         return
     close(lead, "merged", now)
-    lead.state["merged_into"] = into
+    lead.state.merged_into = into
     store(conn, lead, [("closed", {"reason": "merged", "into": into})], now=now)
 
 

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sla_bot.engine import audit
 from sla_bot.engine import leads as repo
+from sla_bot.engine.state import history
+from sla_bot.rules.simulate import history_json
 
 
 def register(subparsers: Any) -> None:
@@ -74,15 +76,23 @@ def _show(services: Any, args: argparse.Namespace) -> int:
 
 
 def describe(lead: repo.Lead, events: list[dict[str, Any]], holder: Any, now: Any) -> dict:
-    """Everything `lead show` prints, as JSON-able data."""
+    """Everything `lead show` prints, as JSON-able data.
+
+    Each step of the timeline says what the engine did with it (`outcome`: sent, silenced,
+    skipped...), so a step shows as sent only if it was; a step that is due but not decided yet
+    says so ("due: decided on the next sweep").
+    """
     timeline = None
     if lead.policy and holder is not None and lead.policy_snapshot:
         from sla_bot.engine.pinning import pinned
-        from sla_bot.engine.timeline import timeline_of
+        from sla_bot.engine.schedule import timeline_of
 
         loaded = holder.current()
         tl = timeline_of(lead, pinned(loaded, lead.policy_hash, lead.policy_snapshot), now)
-        timeline = tl.to_dict() if tl else None
+        if tl is not None:
+            timeline = tl.to_dict()
+            for step in timeline["steps"]:
+                step["outcome"] = outcome(step, lead.state.decided)
     return {
         "note": ignored_note(lead, holder),
         "lead": {
@@ -97,12 +107,40 @@ def describe(lead: repo.Lead, events: list[dict[str, Any]], holder: Any, now: An
             "owner_id": lead.owner_id,
             "clock_started_at": lead.clock_started_at,
             "next_due_at": lead.next_due_at,
-            "touches": lead.touches,
+            "touches": [t.model_dump(mode="json", exclude_defaults=True) for t in lead.touches],
+            "decided": lead.state.decided,
             "version": lead.version,
         },
         "events": events,
         "timeline": timeline,
+        "simulate": simulate_input(lead),
     }
+
+
+def simulate_input(lead: repo.Lead) -> dict[str, Any]:
+    """The lead as `rules simulate --lead` reads it, history included, so the two can be
+    compared: `rules simulate --lead <this> --at T` shows the timeline `lead show` shows at T."""
+    props = dict(lead.properties)
+    if lead.clock_started_at and lead.policy_snapshot:
+        starts = lead.policy_snapshot.get("definition", {}).get("first_touch", {})
+        if starts.get("clock_starts") == "owner_assigned":
+            props["hubspot_owner_assigneddate"] = lead.clock_started_at.isoformat()
+    return {
+        "portalId": lead.portal_id,
+        "policy": lead.policy,
+        "properties": props,
+        "touches": [{"at": t.at.isoformat(), "connect": t.connect} for t in lead.touches],
+        "history": history_json(history(lead.state)),
+    }
+
+
+def outcome(step: dict[str, Any], decided: dict[str, str]) -> str:
+    """What happened to a step: the engine's record for decided ones, else the timeline's."""
+    if step["key"] in decided:
+        return decided[step["key"]]
+    if step["state"] == "fired":
+        return "due: decided on the next sweep"
+    return step["state"]
 
 
 def ignored_note(lead: repo.Lead, holder: Any) -> str | None:
@@ -197,7 +235,10 @@ def as_text(report: dict[str, Any], *, zone: ZoneInfo | None = None, width: int 
     tl = report["timeline"]
     if tl:
         lines += ["", f"Timeline ({tl['status']}):"]
+        for h in tl.get("holds", []):
+            end = _when(h["end"], zone) if h["end"] else "now"
+            lines.append(f"  held {_when(h['start'], zone)} .. {end}  {h['why']}")
         for s in tl["steps"]:
             who = ", ".join(r.get("name", "?") for r in s["recipients"]) or "-"
-            lines.append(f"  {_when(s['due_at'], zone)}  {s['key']:<28} {s['state']:<9} {who}")
+            lines.append(f"  {_when(s['due_at'], zone)}  {s['key']:<28} {s['outcome']:<9} {who}")
     return "\n".join(lines)

@@ -1,39 +1,69 @@
-"""The decision (pure): lead state + pinned rules + now -> what to send, what to write, when next.
+"""The decision (pure): lead + pinned rules + now (+ its undelivered messages) -> what to send,
+what to withdraw, what to write, and when to look again.
 
-`build_timeline` says what happens when; this module only turns "steps due by now that were not
-decided yet" into outbox rows, and "the earliest step still to come" into `next_due_at`. The
-decided step keys live in `state["done"]`, and every outbox key carries (lead, generation, step,
-recipient), so replaying a decision can never send twice.
+`build_timeline` says what happens when; this module turns "step occurrences due by now that
+were not decided yet" into outbox rows and "the earliest step still to come" into `next_due_at`.
+Each decided occurrence is kept in `state.decided` with what was done (sent, silenced, skipped),
+and outbox keys carry (lead, occurrence, recipient), so replaying a decision never sends twice,
+while a new occurrence (a second disqualification, a cadence restarted at a follow-up date) can.
 
-Ack: "I'm on it" silences first-touch and cadence nudges due before `ack.until`; at `until`, if
-no touch came, the owner gets one `ack.expired` nudge and the ladder carries on.
-Snooze: owner DMs due before `snooze_until` are held until then; managers, channels,
-reassignment and the SLA clock are not affected.
+Re-planning held time (docs/engine.md has a worked timeline):
+- Pause, a stop that clears, a disqualification that is undone: the timeline skips the held time,
+  so the ladder resumes from the stage it had reached; nothing that "fell due" while held fires.
+- While a lead is held, closed or connected, no nudge goes out, and undelivered ones are withdrawn.
+- Snooze: the owner's DMs are held until it ends; only the latest of them is then delivered.
+- "I'm on it": first-touch and cadence nudges due before it ends are silenced; then, without a
+  touch, one reminder (`ack.expired`), and the ladder carries on with the steps due after that.
+- One message per recipient per decision (a worker catching up after an outage sends the latest
+  state, not a burst), and a newer message to a recipient supersedes an undelivered older one.
+- Undelivered owner messages follow the owner: an owner change withdraws them and sends the
+  current ones to the new owner, with fresh buttons.
+- No automatic reassignment overrides an owner a person chose after the ladder started.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sla_bot.engine import messages as msg
-from sla_bot.engine.decision import Decision, OutboxRow
+from sla_bot.engine import notifications as note
+from sla_bot.engine.effects import Decision, OutboxRow, PendingRow
 from sla_bot.engine.leads import Lead
-from sla_bot.engine.owners import set_owner
+from sla_bot.engine.messaging import Messages
+from sla_bot.engine.owners import BY_ROUND_ROBIN, reassigned_by_a_person_since, set_owner
 from sla_bot.engine.reassign import pick_owner
-from sla_bot.engine.timeline import timeline_of
+from sla_bot.engine.schedule import timeline_of
+from sla_bot.engine.state import Ack
 from sla_bot.rules import RuleSet, Timeline
-from sla_bot.rules.people import NEW_OWNER, Recipient
-from sla_bot.rules.steps import CANCELLED, FIRED, PENDING, Step
+from sla_bot.rules.steps import (
+    ACK_EXPIRED,
+    ASSIGNED,
+    BREACH,
+    CADENCE_DUE,
+    FIRED,
+    LADDER,
+    NUDGES,
+    PAUSED,
+    PENDING,
+    PREMATURE_DQ,
+    REASSIGNED,
+    RECYCLE,
+    RESUME,
+    WARNING,
+    Step,
+)
 
 # Steps due this long before the engine first heard of the contact (e.g. contacts found by the
 # first reconciliation) are recorded, not sent: nobody wants a year of escalations at install.
 BACKFILL_GRACE = timedelta(hours=1)
-SILENCED_BY_ACK = ("warning", "escalation", "cadence_gap")
-SNOOZED = ("warning", "escalation", "cadence_gap", "resume")
-NOTED = ("escalation", "recycle", "disqualification")
+SILENCED_BY_ACK = (WARNING, LADDER, CADENCE_DUE)
+HELD_BY_SNOOZE = (ASSIGNED, WARNING, LADDER, CADENCE_DUE, RESUME)
+NOTED = (LADDER, RECYCLE, PREMATURE_DQ)
 CLOSING = {"recycled", "disqualified", "stopped"}
+QUIET = CLOSING | {"paused", "connected"}  # no nudge goes out in these states
+FINAL = ("deleted", "merged", "not_found")
+SENT = "sent"
 
 
 def decide(
@@ -42,13 +72,14 @@ def decide(
     now: datetime,
     *,
     rr: Mapping[str, datetime | None] | None = None,
+    pending: Iterable[PendingRow] = (),
     copy: bool = True,
 ) -> Decision:
-    """Decide everything due at `now`. `rr`: owner_id -> last round-robin assignment.
-    `copy=False`: decide on `lead` itself (the sweep's freshly read rows; saves a copy)."""
+    """Decide everything due at `now`. `rr`: owner_id -> last round-robin assignment;
+    `pending`: the lead's undelivered Slack rows; `copy=False`: decide on `lead` itself."""
     out = Decision(lead.copy() if copy else lead, None)
     new = out.lead
-    if new.is_closed and new.closed_reason in ("deleted", "merged", "not_found"):
+    if new.is_closed and new.closed_reason in FINAL:
         new.next_due_at = None
         return out
     tl = timeline_of(new, pinned, now)
@@ -56,7 +87,7 @@ def decide(
     if tl is None:
         new.next_due_at = None
         return out
-    _Decider(out, pinned, tl, now, rr or {}).run()
+    _Decider(out, pinned, tl, now, rr or {}, list(pending)).run()
     return out
 
 
@@ -68,250 +99,228 @@ class _Decider:
         tl: Timeline,
         now: datetime,
         rr: Mapping[str, datetime | None],
+        pending: list[PendingRow],
     ) -> None:
         self.out, self.rules, self.tl, self.now, self.rr = out, rules, tl, now, rr
+        self.pending = pending
         self.lead = out.lead
+        self.state = out.lead.state
         self.policy = rules.policies[out.lead.policy or ""]
-        self.done: list[str] = self.lead.state.setdefault("done", [])
-        self.version = msg.button_version(self.lead)
-        self._facts: dict[str, Any] | None = None
-
-    @property
-    def facts(self) -> dict[str, Any]:
-        if self._facts is None:
-            self._facts = msg.lead_facts(self.lead, self.rules)
-        return self._facts
+        self.messages = Messages(out, rules, tl, now, pending, self._deadline)
 
     def run(self) -> None:
-        lead, state = self.lead, self.lead.state
-        ack = state.get("ack")
-        touched_since_ack = ack is not None and any(
-            datetime.fromisoformat(t["at"]) >= datetime.fromisoformat(ack["at"])
-            for t in lead.touches
-        )
-        seen = state.get("seen_at")
-        backfill = datetime.fromisoformat(seen) - BACKFILL_GRACE if seen else None
-        for step in self.tl.steps:
-            if step.state != FIRED or step.key in self.done:
+        lead, state, tl = self.lead, self.state, self.tl
+        state.status = tl.status
+        if state.calendar is None and tl.calendar_name and tl.timezone:
+            state.calendar = (tl.calendar_name, tl.timezone)  # deadlines keep this calendar
+        quiet = tl.status in QUIET
+        for step in tl.steps:
+            if step.state != FIRED or step.key in state.decided:
                 continue
-            self.done.append(step.key)
-            if backfill is not None and step.due_at < backfill:
-                self.out.audit.append(("step.skipped", {"step": step.key, "why": "before known"}))
-                continue
-            if (
-                ack
-                and not touched_since_ack
-                and step.kind in SILENCED_BY_ACK
-                and step.due_at < datetime.fromisoformat(ack["until"])
-            ):
-                self.out.audit.append(("step.silenced", {"step": step.key, "by": ack["by"]}))
-                continue
-            self._fire(step)
-        if ack and f"ack.{ack['n']}" not in self.done:
-            until = datetime.fromisoformat(ack["until"])
-            if touched_since_ack:
-                self.done.append(f"ack.{ack['n']}")
-            elif until <= self.now:
-                self.done.append(f"ack.{ack['n']}")
-                self._ack_expired(ack)
+            state.decided[step.key] = self._decide(step, quiet)
+        self._ack(quiet)
         self._next_touch_task()
-        self._cancel_stale()
+        self.out.rows += self.messages.finish(quiet)
         self._status()
-        self.lead.next_due_at = None if lead.status == "closed" else self._next_due()
+        lead.next_due_at = None if lead.status == "closed" else self._next_due()
+
+    # --- one step --------------------------------------------------------------------------------
+
+    def _decide(self, step: Step, quiet: bool) -> str:
+        seen = self.state.first_seen_at
+        if seen is not None and step.due_at < seen - BACKFILL_GRACE:
+            self.out.audit.append(("step.skipped", {"step": step.key, "why": "before known"}))
+            return "skipped: due before sla-bot knew the lead"
+        if quiet and step.kind in NUDGES:
+            why = f"lead is {self.tl.status}"
+            self.out.audit.append(("step.skipped", {"step": step.key, "why": why}))
+            return f"skipped: {why}"
+        ack = self.state.ack
+        if (
+            ack is not None
+            and not self._touched_since(ack.at)
+            and step.kind in SILENCED_BY_ACK
+            and step.due_at < ack.until
+        ):
+            self.out.audit.append(("step.silenced", {"step": step.key, "by": ack.by}))
+            return f"silenced: on it ({ack.by})"
+        self._fire(step)
+        return SENT
+
+    def _fire(self, step: Step) -> None:
+        new_owner = self._reassign(step) if "reassign" in step.actions else None
+        sent, skipped = [], []
+        for r in step.recipients:
+            if r.role == "owner":
+                if new_owner is not None:
+                    continue  # the "reassigned" message tells the new owner
+                r = self.messages.as_current_owner(r)
+            if r.deliver_at is None:
+                skipped.append({"name": r.name, "why": r.note})
+                continue
+            deliver = r.deliver_at
+            snooze = self.state.snooze
+            if snooze and r.role == "owner" and step.kind in HELD_BY_SNOOZE:
+                deliver = max(deliver, snooze.until)
+            self.messages.add(step.kind, step, r, deliver)
+            sent.append({"role": r.role, "name": r.name, "deliver_at": deliver.isoformat()})
+        self._hubspot(step)
+        detail = {"step": step.key, "kind": step.kind, "due_at": step.due_at.isoformat()}
+        detail.update(sent=sent, skipped=skipped, detail=note.jsonable(step.detail))
+        self.out.audit.append(("step.fired", detail))
+
+    def _hubspot_row(self, step_key: str, suffix: str, payload: dict[str, Any]) -> None:
+        key = f"lead:{self.lead.id}:{step_key}:hubspot:{suffix}"
+        row = OutboxRow(key, "hubspot", payload["op"], payload, self.now, self.now, step_key)
+        self.out.rows.append(row)
+
+    def _hubspot(self, step: Step) -> None:
+        contact = str(self.lead.object_id)
+        props = dict(step.detail.get("update_property") or {})
+        if step.kind == PREMATURE_DQ and step.detail.get("revert"):
+            previous = step.detail.get("previous") or {}
+            props |= {p: previous.get(p) for p in step.detail.get("properties", [])}
+        if props:
+            payload = {"op": "update_contact", "contact_id": contact, "properties": props}
+            self._hubspot_row(step.key, "update_contact", note.jsonable(payload))
+        if step.kind in NOTED and set(step.actions) != {"notify_owner"}:
+            facts = note.lead_facts(self.lead, self.rules)
+            said = note.text(step.kind, facts, reason=step.detail.get("reason"), step=step.key)
+            body = f"sla-bot: {said}. {note.describe(step)}"
+            payload = {"op": "create_note", "contact_id": contact, "body": body}
+            payload.update(owner_id=self.lead.owner_id, at=step.due_at.isoformat())
+            self._hubspot_row(step.key, "create_note", payload)
+
+    # --- owners: reassignment, the current owner -------------------------------------------
+
+    def _reassign(self, step: Step) -> str | None:
+        team = self.tl.team or ""
+        old = self.lead.owner_id
+        started = self.tl.clock_start
+        if started is not None and reassigned_by_a_person_since(self.lead, started):
+            why = "a person chose the owner after the clock started"
+            self.out.audit.append(("reassign.skipped", {"step": step.key, "why": why}))
+            return None
+        picked = pick_owner(self.rules, team, step.detail.get("candidates", []), self.rr)
+        if picked is None:
+            self.out.audit.append(("reassign.skipped", {"step": step.key, "why": "no candidate"}))
+            return None
+        set_owner(self.lead, picked, self.now, by=BY_ROUND_ROBIN)
+        self.out.assigned.append((team, picked))
+        payload = {
+            "op": "update_contact",
+            "contact_id": str(self.lead.object_id),
+            "properties": {"hubspot_owner_id": picked},
+            # HubSpot may have a newer owner we have not heard of yet: never overwrite it.
+            "unless_changed": {"hubspot_owner_id": old},
+        }
+        self._hubspot_row(step.key, "owner", payload)
+        old_r = note.owner_recipient(self.rules, self.lead, old, self.now)
+        new_r = note.owner_recipient(self.rules, self.lead, picked, self.now)
+        for r in (old_r, new_r):
+            self.messages.add(
+                REASSIGNED,
+                step,
+                r,
+                self.now,
+                key=f"lead:{self.lead.id}:{step.key}.reassigned:owner:{note.recipient_id(r)}",
+                old_owner=old_r,
+                new_owner=new_r,
+            )
+        self.out.audit.append(("reassigned", {"step": step.key, "from": old, "to": picked}))
+        return picked
+
+    # --- "I'm on it", tasks --------------------------------------------------------------------
+
+    def _touched_since(self, at: datetime) -> bool:
+        return any(t.at >= at for t in self.lead.touches)
+
+    def _ack(self, quiet: bool) -> None:
+        ack = self.state.ack
+        if ack is None or f"ack.{ack.n}" in self.state.decided:
+            return
+        key = f"ack.{ack.n}"
+        if self._touched_since(ack.at):
+            self.state.decided[key] = "kept: a touch came"
+        elif ack.until <= self.now:
+            if quiet:
+                self.state.decided[key] = f"skipped: lead is {self.tl.status}"
+                return
+            self.state.decided[key] = SENT
+            self._ack_expired(ack)
+
+    def _ack_expired(self, ack: Ack) -> None:
+        step = Step(ACK_EXPIRED, f"ack.{ack.n}", ack.until)
+        r = note.owner_recipient(self.rules, self.lead, self.lead.owner_id, self.now)
+        self.messages.add(ACK_EXPIRED, step, r, self.now)
+        self.out.audit.append(("ack.expired", ack.model_dump(mode="json")))
 
     def _next_touch_task(self) -> None:
         """With `cadence.create_tasks`, the owner's HubSpot task queue shows the next touch."""
         cadence = self.policy.cadence
-        if cadence is None or not cadence.create_tasks or self.lead.status == "closed":
+        if cadence is None or not cadence.create_tasks or self.tl.status in QUIET:
             return
-        upcoming = [s for s in self.tl.steps if s.kind == "cadence_gap" and s.state == PENDING]
+        upcoming = [s for s in self.tl.steps if s.kind == CADENCE_DUE and s.state == PENDING]
         if not upcoming:
             return
         step = min(upcoming, key=lambda s: s.due_at)
         marker = f"task:{step.key}"
-        if marker in self.done:
+        if marker in self.state.decided:
             return
-        self.done.append(marker)
-        n = len(self.lead.touches) + 1
-        of = f" of {cadence.min_touches}" if n <= cadence.min_touches else ""
-        name = self.facts.get("name") or f"contact {self.lead.object_id}"
+        self.state.decided[marker] = "planned"
+        facts = note.lead_facts(self.lead, self.rules)
+        touch = note.next_touch(len(self.lead.touches) + 1, cadence.min_touches)
         payload = {
             "op": "create_task",
             "contact_id": str(self.lead.object_id),
-            "subject": f"Touch {n}{of}: {name}"[:200],
-            "body": f"sla-bot: the next touch for {name} is due by this time ({step.key}).",
+            "subject": f"{touch}: {facts['name']}"[:200],
+            "body": f"sla-bot: {touch.lower()} for {facts['name']} is due by this time.",
             "owner_id": self.lead.owner_id,
             "due": step.due_at.isoformat(),
         }
         self._hubspot_row(step.key, "create_task", payload)
         self.out.audit.append(("task.planned", {"step": step.key, "due": step.due_at.isoformat()}))
 
-    # --- one step --------------------------------------------------------------------------------
-
-    def _fire(self, step: Step) -> None:
-        kind = msg.KINDS.get(step.kind, step.kind)
-        new_owner = None
-        if "reassign" in step.actions:
-            new_owner = self._reassign(step)
-        sent, skipped = [], []
-        for r in step.recipients:
-            if r.role == "owner" and (r.name == NEW_OWNER or new_owner is not None):
-                if new_owner is not None:
-                    continue  # the "reassigned" DM tells the new owner
-                r = self._current_owner(r)
-            if r.deliver_at is None:
-                skipped.append({"name": r.name, "why": r.note})
-                continue
-            deliver = r.deliver_at
-            snooze = self.lead.state.get("snooze_until")
-            if snooze and r.role == "owner" and step.kind in SNOOZED:
-                deliver = max(deliver, datetime.fromisoformat(snooze))
-            self._slack(kind, step, r, deliver)
-            sent.append({"role": r.role, "name": r.name, "deliver_at": deliver.isoformat()})
-        self._hubspot(kind, step)
-        detail = {"step": step.key, "kind": kind, "due_at": step.due_at.isoformat()}
-        detail.update(sent=sent, skipped=skipped, detail=msg.jsonable(step.detail))
-        self.out.audit.append(("step.fired", detail))
-
-    def _payload(self, kind: str, step: Step, r: Recipient, **extra: Any) -> dict[str, Any]:
-        d = step.detail
-        deadline = self._deadline(step)
-        cad = self.policy.cadence
-        reason = d.get("reason") or "; ".join(d.get("because") or []) or None
-        payload = {
-            "kind": kind,
-            "step_key": step.key,
-            "thread_key": f"lead:{self.lead.id}",
-            "recipient": msg.recipient_dict(r),
-            "lead": {**self.facts, "version": self.version},
-            "deadline": deadline.isoformat() if deadline else None,
-            "timezone": self.tl.timezone,
-            "touches": msg.touch_facts(
-                self.lead, cad.min_touches if cad else None, cad.max_touches if cad else None
-            ),
-            "text": msg.text(kind, self.facts, reason=reason, step=step.key, **msg.names(extra)),
-            "detail": msg.describe(step),
-            "reason": reason,
-        }
-        payload.update(extra)
-        return payload
-
-    def _slack(self, kind: str, step: Step, r: Recipient, deliver: datetime, **extra: Any) -> None:
-        key_step = extra.pop("key_step", step.key)
-        key = (
-            f"lead:{self.lead.id}:g{self.lead.generation}:{key_step}:{r.role}:{msg.recipient_id(r)}"
-        )
-        payload = self._payload(kind, step, r, **extra)
-        self.out.rows.append(OutboxRow(key, "slack", kind, payload, step.due_at, deliver))
-
-    def _hubspot_row(self, step_key: str, suffix: str, payload: dict[str, Any]) -> None:
-        key = f"lead:{self.lead.id}:g{self.lead.generation}:{step_key}:hubspot:{suffix}"
-        row = OutboxRow(key, "hubspot", payload["op"], payload, self.now, self.now)
-        self.out.rows.append(row)
-
-    def _hubspot(self, kind: str, step: Step) -> None:
-        contact = str(self.lead.object_id)
-        props = dict(step.detail.get("update_property") or {})
-        if step.kind == "disqualification" and step.detail.get("revert"):
-            previous = self.lead.state.get("previous", {})
-            props |= {p: previous.get(p) for p in step.detail.get("properties", [])}
-        if props:
-            payload = {"op": "update_contact", "contact_id": contact, "properties": props}
-            self._hubspot_row(step.key, "update_contact", msg.jsonable(payload))
-        if step.kind in NOTED and set(step.actions) != {"notify_owner"}:
-            body = f"sla-bot: {msg.text(kind, self.facts, reason=step.detail.get('reason'), step=step.key)}. {msg.describe(step)}"  # noqa: E501
-            note = {"op": "create_note", "contact_id": contact, "body": body}
-            note.update(owner_id=self.lead.owner_id, at=step.due_at.isoformat())
-            self._hubspot_row(step.key, "create_note", note)
-
-    # --- reassignment, ack -----------------------------------------------------------------------
-
-    def _reassign(self, step: Step) -> str | None:
-        team = self.tl.team or ""
-        old = self.lead.owner_id
-        picked = pick_owner(self.rules, team, step.detail.get("candidates", []), self.rr)
-        if picked is None:
-            self.out.audit.append(("reassign.skipped", {"step": step.key, "why": "no candidate"}))
-            return None
-        set_owner(self.lead, picked, self.now)
-        self.out.assigned.append((team, picked))
-        self._facts = None  # the owner changed
-        self.version = msg.button_version(self.lead)
-        payload = {
-            "op": "update_contact",
-            "contact_id": str(self.lead.object_id),
-            "properties": {"hubspot_owner_id": picked},
-        }
-        self._hubspot_row(step.key, "owner", payload)
-        old_r, new_r = self._owner_recipient(old), self._owner_recipient(picked)
-        names = {"old_owner": msg.recipient_dict(old_r), "new_owner": msg.recipient_dict(new_r)}
-        for r in (old_r, new_r):
-            self._slack("reassigned", step, r, self.now, key_step=f"{step.key}.reassigned", **names)
-        self.out.audit.append(("reassigned", {"step": step.key, "from": old, "to": picked}))
-        return picked
-
-    def _owner_recipient(self, owner_id: str | None) -> Recipient:
-        found = self.rules.find_member(owner_id=owner_id) if owner_id else None
-        if found is None:
-            name = msg.owner_name(None, self.lead, owner_id) or "(no owner)"
-            return Recipient("owner", name, owner_id=owner_id, deliver_at=self.now)
-        m = found[1]
-        return Recipient("owner", m.label(), m.slack, m.email, m.owner_id, self.now)
-
-    def _current_owner(self, r: Recipient) -> Recipient:
-        me = self._owner_recipient(self.lead.owner_id)
-        return Recipient(me.role, me.name, me.slack, me.email, me.owner_id, r.deliver_at, r.note)
-
-    def _ack_expired(self, ack: dict[str, Any]) -> None:
-        step = Step("ack", f"ack.{ack['n']}.expired", datetime.fromisoformat(ack["until"]))
-        r = self._owner_recipient(self.lead.owner_id)
-        self._slack("ack.expired", step, r, self.now)
-        self.out.audit.append(("ack.expired", {"ack": ack}))
-
     # --- bookkeeping -----------------------------------------------------------------------------
 
-    def _deadline(self, step: Step) -> datetime | None:
-        if step.kind in ("cadence_gap", "ack"):
-            return step.due_at
+    def _due(self, key: str) -> datetime | None:
         try:
-            return self.tl.step("first_touch.breach").due_at
+            return self.tl.step(key).due_at
         except KeyError:
             return None
 
-    def _cancel_stale(self) -> None:
-        """Held DMs of a ladder a touch has stopped (or a cadence a connect ended) go unsent."""
-        state = self.lead.state
-        cancelled = set(state.get("cancelled_kinds", []))
-        for s in self.tl.steps:
-            if s.state != CANCELLED:
-                continue
-            kinds = (
-                {"first_touch.warning", "ladder"} if s.kind in ("warning", "escalation") else set()
-            )
-            if s.kind == "cadence_gap" or self.tl.status in CLOSING | {"connected"}:
-                kinds.add("cadence.due")
-            for k in sorted(kinds - cancelled):
-                self.out.cancel_kinds.append(k)
-                cancelled.add(k)
-        if cancelled:
-            state["cancelled_kinds"] = sorted(cancelled)
+    def _deadline(self, step: Step) -> datetime | None:
+        if step.kind in (CADENCE_DUE, ACK_EXPIRED):
+            return step.due_at
+        if step.kind == ASSIGNED and self.lead.touches:
+            upcoming = [
+                s.due_at for s in self.tl.steps if s.kind == CADENCE_DUE and s.state == PENDING
+            ]
+            return min(upcoming, default=None)
+        return self._due(BREACH)
 
     def _status(self) -> None:
         lead, status = self.lead, self.tl.status
-        lead.state["timeline_status"] = status
         if status in CLOSING:
             if lead.status != "closed":
                 lead.status, lead.closed_reason, lead.closed_at = "closed", status, self.now
+                lead.state.button_version += 1
                 self.out.audit.append(("closed", {"reason": status}))
         elif status == "paused":
             lead.status = "paused"
         elif status not in ("ignored",):
+            if lead.status == "closed":
+                self.out.audit.append(("reopened", {"status": status}))
             lead.status = "open"
             lead.closed_reason = lead.closed_at = None
 
     def _next_due(self) -> datetime | None:
-        dues = [s.due_at for s in self.tl.steps if s.state == PENDING and s.key not in self.done]
-        ack = self.lead.state.get("ack")
-        if ack and f"ack.{ack['n']}" not in self.done:
-            dues.append(datetime.fromisoformat(ack["until"]))
+        decided = self.state.decided
+        dues = [s.due_at for s in self.tl.steps if s.state == PENDING and s.key not in decided]
+        ack = self.state.ack
+        if ack and f"ack.{ack.n}" not in decided:
+            dues.append(ack.until)
         return min(dues) if dues else None
+
+
+__all__ = ["BACKFILL_GRACE", "Decision", "PAUSED", "decide"]

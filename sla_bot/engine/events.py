@@ -15,7 +15,6 @@ from typing import Any
 from sla_bot.clock import from_epoch_ms
 from sla_bot.engine import touches as tch
 from sla_bot.engine.leads import Lead
-from sla_bot.engine.messages import button_version
 from sla_bot.engine.owners import set_owner
 from sla_bot.rules import LoadedRules
 from sla_bot.rules.select import instant_of
@@ -88,7 +87,7 @@ def _merge(lead: Lead, ev: Event, at: datetime) -> Applied:
     out = Applied("applied", close_objects=[m for m in merged if m != lead.object_id])
     if lead.object_id in merged:
         close(lead, "merged", at)
-        lead.state["merged_into"] = int(primary)
+        lead.state.merged_into = int(primary)
         out.audit.append(("closed", {"reason": "merged", "into": int(primary)}))
     else:
         lead.needs_fetch = 1  # the primary's properties may have changed
@@ -99,20 +98,24 @@ def _merge(lead: Lead, ev: Event, at: datetime) -> Applied:
 def close(lead: Lead, reason: str, at: datetime) -> None:
     lead.status, lead.closed_reason, lead.closed_at = "closed", reason, at
     lead.next_due_at = None
-    lead.state["button_version"] = button_version(lead) + 1
+    lead.state.button_version += 1
 
 
 def set_properties(lead: Lead, props: dict[str, Any], occurred_ms: int) -> list[Any]:
-    """Apply property values seen at `occurred_ms`; returns audit entries for what changed."""
+    """Apply property values seen at `occurred_ms`; returns audit entries for what changed.
+
+    A value older than the one already applied is stale and ignored; every applied value is
+    kept with its time, so conditions (pause, stop, disqualification) know since when they hold.
+    """
     at = from_epoch_ms(occurred_ms)
-    seen = lead.state.setdefault("prop_ms", {})
-    previous = lead.state.setdefault("previous", {})
+    state = lead.state
+    seen = state.property_times
     audit: list[tuple[str, dict[str, Any]]] = []
     if OWNER in props and seen.get(OWNER, 0) <= occurred_ms:
         owner = props[OWNER] or None
         if owner != lead.owner_id:
             audit.append(("owner", {"from": lead.owner_id, "to": owner, "at": at.isoformat()}))
-            set_owner(lead, owner, at)
+            set_owner(lead, owner, _assigned_at(lead, props, at))
             if owner and not lead.properties.get("hubspot_owner_assigneddate"):
                 lead.properties["hubspot_owner_assigneddate"] = at.isoformat()
     # The touch signals are read before the property itself is overwritten.
@@ -122,27 +125,36 @@ def set_properties(lead: Lead, props: dict[str, Any], occurred_ms: int) -> list[
         if seen.get(name, 0) > occurred_ms:
             continue
         seen[name] = occurred_ms
-        added: list[dict[str, Any]] = []
+        added: list[Any] = []
         if name == tch.COUNT:
-            added = tch.observe_count(
-                lead.touches, lead.state, value, at=at, owner_id=lead.owner_id
-            )
+            added = tch.observe_count(lead.touches, state, value, at=at, owner_id=lead.owner_id)
         elif name == tch.LAST:
-            added = tch.observe_last_contacted(
-                lead.touches, lead.state, value, owner_id=lead.owner_id
-            )
+            added = tch.observe_last_contacted(lead.touches, state, value, owner_id=lead.owner_id)
         for touch in added:
-            audit.append(("touch", dict(touch)))
+            audit.append(("touch", touch.model_dump(mode="json", exclude_defaults=True)))
         if added:
-            lead.state["button_version"] = button_version(lead) + 1
+            state.button_version += 1
         old = lead.properties.get(name)
-        if old != value:
-            previous[name] = old
+        if old != value or name not in lead.properties:
             lead.properties[name] = value
-            if name not in (tch.COUNT, tch.LAST, OWNER, "lastmodifieddate"):
+            state.record_value(name, value, occurred_ms)
+            if name not in (tch.COUNT, tch.LAST, OWNER, "lastmodifieddate") and old != value:
                 audit.append(("property", {"name": name, "from": old, "to": value}))
-    lead.touches.sort(key=lambda t: t["at"])
+    lead.touches.sort(key=lambda t: t.at)
     return audit
+
+
+def _assigned_at(lead: Lead, props: dict[str, Any], at: datetime) -> datetime:
+    """When the owner got the lead: the event's time, except for the owner a contact already
+    had when sla-bot first saw it (then HubSpot's assignment date, else the creation date), so
+    a contact found late does not look newly assigned."""
+    if lead.state.owners:
+        return at
+    for name in ("hubspot_owner_assigneddate", "createdate"):
+        since = instant_of(props.get(name) or lead.properties.get(name))
+        if since is not None:
+            return min(since, at)
+    return at
 
 
 def route(lead: Lead, loaded: LoadedRules, now: datetime) -> list[tuple[str, dict[str, Any]]]:

@@ -13,28 +13,21 @@ from sla_bot.web.services import Services
 log = logging.getLogger(__name__)
 
 
-def hubspot_client(services: Services) -> Any:
-    """The HubSpot adapter when a token is configured, else None (events carry what we know)."""
-    token = services.settings.hubspot_access_token
-    if token is None:
+def hubspot_clients(services: Services) -> Any:
+    """Per-portal HubSpot clients when any portal can have credentials, else None (events carry
+    what we know). One registry per worker: fetch, write-back and reconciliation share it."""
+    if not services.settings.hubspot_outbound:
         return None
-    from integrations.hubspot.client import HubSpotClient
+    from sla_bot.portals.registry import PortalClients
 
-    timeout = services.settings.hubspot_timeout_seconds
-    return HubSpotClient(
-        token.get_secret_value(),
-        base_url=services.settings.hubspot_api_base_url,
-        timeout=(min(3.05, timeout), timeout),
-        rate_limit=services.settings.hubspot_rate,
-        max_retries=2,  # a blip is retried inline; an outage is the fetch job's backoff
-        max_retry_after=10.0,
-    )
+    return PortalClients(services.engine, services.settings, services.clock)
 
 
 def engine_jobs(
     services: Services, deliverer: Any, client: Any = None
 ) -> list[tuple[str, Callable[[], None], float]]:
-    """(name, callable, seconds) for the engine; `client`: a HubSpotClient or None."""
+    """(name, callable, seconds) for the engine; `client`: PortalClients, a HubSpotClient or
+    None."""
     interval = services.settings.worker_interval_seconds
     fetcher = None
     if client is not None:

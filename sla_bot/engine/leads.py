@@ -11,12 +11,12 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from sla_bot.db.schema import leads
+from sla_bot.engine.state import LeadState, TouchRecord
 
-JSON_COLUMNS = ("properties", "touches", "state", "policy_snapshot")
-MUTABLE_JSON = ("properties", "touches", "state")
 # What a decision can change: the sweep writes only these (the snapshot is large and fixed).
 DECIDED = (
     "status",
@@ -33,6 +33,7 @@ DECIDED = (
 )
 # The sweep reads every column but the snapshot; `snapshot()` loads it when a pin misses.
 SWEEP_COLUMNS = [c for c in leads.c if c.name != "policy_snapshot"]
+_TOUCHES = TypeAdapter(list[TouchRecord])
 
 
 @dataclass
@@ -49,11 +50,9 @@ class Lead:
     owner_assigned_at: datetime | None = None
     created_at: datetime | None = None
     clock_started_at: datetime | None = None
-    generation: int = 0
     properties: dict[str, Any] = field(default_factory=dict)
-    touches: list[dict[str, Any]] = field(default_factory=list)
-    touch_count: int = 0
-    state: dict[str, Any] = field(default_factory=dict)
+    touches: list[TouchRecord] = field(default_factory=list)
+    state: LeadState = field(default_factory=LeadState)
     next_due_at: datetime | None = None
     last_event_ms: int = 0
     needs_fetch: int = 0
@@ -67,31 +66,33 @@ class Lead:
         return self.status == "closed"
 
     def copy(self) -> Lead:
-        """A deep-enough copy: the mutable JSON columns are rebuilt so edits never leak back
+        """A deep-enough copy: the mutable parts are rebuilt so edits never leak back
         (the policy snapshot is never edited, so it is shared)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in MUTABLE_JSON:
-            if values[name] is not None:
-                values[name] = json.loads(json.dumps(values[name]))
+        values["properties"] = json.loads(json.dumps(self.properties))
+        values["touches"] = [t.model_copy() for t in self.touches]
+        values["state"] = self.state.model_copy(deep=True)
         return Lead(**values)
 
 
 def from_row(row: Row[Any]) -> Lead:
     values = dict(row._mapping)
-    for name in JSON_COLUMNS:
-        raw = values.get(name)
-        values[name] = json.loads(raw) if raw else None
-    values["properties"] = values["properties"] or {}
-    values["touches"] = values["touches"] or []
-    values["state"] = values["state"] or {}
+    values.pop("touch_count", None)
+    snapshot = values.get("policy_snapshot")
+    values["policy_snapshot"] = json.loads(snapshot) if snapshot else None
+    values["properties"] = json.loads(values.get("properties") or "{}")
+    values["touches"] = _TOUCHES.validate_json(values.get("touches") or "[]")
+    values["state"] = LeadState.model_validate_json(values.get("state") or "{}")
     return Lead(**values)
 
 
 def _values(lead: Lead) -> dict[str, Any]:
     values = {f.name: getattr(lead, f.name) for f in fields(lead) if f.name != "id"}
-    for name in JSON_COLUMNS:
-        if values[name] is not None:
-            values[name] = json.dumps(values[name], sort_keys=True, default=str)
+    if lead.policy_snapshot is not None:
+        values["policy_snapshot"] = json.dumps(lead.policy_snapshot, sort_keys=True)
+    values["properties"] = json.dumps(lead.properties, sort_keys=True, default=str)
+    values["touches"] = _TOUCHES.dump_json(lead.touches, exclude_defaults=True).decode()
+    values["state"] = lead.state.model_dump_json(exclude_defaults=True)
     values["touch_count"] = len(lead.touches)
     return values
 

@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,13 +21,14 @@ from sqlalchemy.engine import Engine
 
 from sla_bot import outbox
 from sla_bot.db.engine import write_transaction
-from sla_bot.db.schema import leads, sync_state
+from sla_bot.db.schema import leads
 from sla_bot.db.schema import outbox as outbox_table
 from sla_bot.engine import audit
 from sla_bot.engine import leads as repo
-from sla_bot.engine.decide import Decision, decide
+from sla_bot.engine.decide import decide
+from sla_bot.engine.effects import Decision, PendingRow
 from sla_bot.engine.pinning import pinned
-from sla_bot.engine.reassign import rr_job
+from sla_bot.engine.reassign import last_assignments, remember_assignment
 from sla_bot.rules import LoadedRules
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,8 @@ def sweep_once(
         claimed = conn.execute(query).all()
         if not claimed:
             return result
-        rr = _round_robin(conn, {row.portal_id for row in claimed})
+        rr = last_assignments(conn, {row.portal_id for row in claimed})
+        pending = outbox.pending_messages(conn, (row.id for row in claimed))
         decisions = []
         for row in claimed:
             result.leads += 1
@@ -66,7 +69,14 @@ def sweep_once(
                 rules = pinned(
                     loaded, lead.policy_hash, lambda lid=lead.id: repo.snapshot(conn, lid or 0)
                 )
-                decision = decide(lead, rules, now, rr=rr.get(lead.portal_id, {}), copy=False)
+                decision = decide(
+                    lead,
+                    rules,
+                    now,
+                    rr=rr.get(lead.portal_id, {}),
+                    pending=[_pending(r) for r in pending.get(row.id, [])],
+                    copy=False,
+                )
             except Exception:  # one broken lead must not stall the others
                 log.exception("lead %s: decision failed; retrying in %s", lead.id, RETRY_BROKEN)
                 result.failed += 1
@@ -76,7 +86,7 @@ def sweep_once(
             decisions.append(decision)
             for team, owner in decision.assigned:
                 rr.setdefault(lead.portal_id, {})[owner] = now
-                _remember_assignment(conn, lead.portal_id, team, owner, now)
+                remember_assignment(conn, lead.portal_id, team, owner, now)
         result.rows = write_decisions(conn, decisions, now=now)
     return result
 
@@ -92,6 +102,11 @@ def sweep_due(engine: Engine, loaded: LoadedRules, *, now: datetime, limit: int 
     return total
 
 
+def _pending(row: Any) -> PendingRow:
+    role, _, who = (row.recipient or "").partition(":")
+    return PendingRow(row.id, row.kind, row.step, row.recipient, who if role == "owner" else None)
+
+
 def write_decisions(conn: Connection, decisions: list[Decision], *, now: datetime) -> int:
     """Persist decisions of leads locked by the caller's transaction, in a few bulk statements.
 
@@ -104,8 +119,8 @@ def write_decisions(conn: Connection, decisions: list[Decision], *, now: datetim
     for d in decisions:
         lead = d.lead
         assert lead.id is not None
-        if d.cancel_kinds:
-            outbox.cancel(conn, lead.id, d.cancel_kinds)
+        if d.withdrawn:
+            outbox.withdraw(conn, d.withdrawn)
         for row in d.rows:
             rows.append(
                 {
@@ -115,6 +130,8 @@ def write_decisions(conn: Connection, decisions: list[Decision], *, now: datetim
                     "idempotency_key": row.key[:255],
                     "channel": row.channel,
                     "kind": row.kind,
+                    "step": row.step,
+                    "recipient": row.recipient,
                     "payload": json.dumps(row.payload, default=str, sort_keys=True),
                     "status": "pending",
                     "attempts": 0,
@@ -129,28 +146,3 @@ def write_decisions(conn: Connection, decisions: list[Decision], *, now: datetim
         conn.execute(dialect.insert(outbox_table).on_conflict_do_nothing(), rows)
     audit.record_many(conn, entries, at=now)
     return len(rows)
-
-
-def _round_robin(conn: Connection, portals: set[int]) -> dict[int, dict[str, datetime | None]]:
-    rows = conn.execute(
-        select(sync_state).where(
-            sync_state.c.portal_id.in_(sorted(portals)), sync_state.c.job.like("rr:%")
-        )
-    ).all()
-    out: dict[int, dict[str, datetime | None]] = {}
-    for r in rows:
-        out.setdefault(r.portal_id, {})[r.job.rsplit(":", 1)[-1]] = r.watermark
-    return out
-
-
-def _remember_assignment(
-    conn: Connection, portal_id: int, team: str, owner_id: str, now: datetime
-) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    values = {"portal_id": portal_id, "job": rr_job(team, owner_id), "watermark": now}
-    stmt = dialect.insert(sync_state).values(**values, updated_at=now)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["portal_id", "job"], set_={"watermark": now, "updated_at": now}
-        )
-    )

@@ -1,10 +1,17 @@
 """Touches from three signals that often describe the same call (pure).
 
 A logged call bumps `num_contacted_notes` *and* moves `notes_last_contacted`, and a touch logged
-in Slack comes back from HubSpot as both once the engagement is written. Counting every signal
-would triple-count one call, so each touch remembers which signals confirmed it, and a signal
-first pairs with the nearest touch within PAIR_WINDOW that lacks it; only an unpaired signal is
-a new touch. Each touch records the owner at that moment (attribution) and attempt vs connect.
+in Slack comes back from HubSpot as both once sla-bot has written the engagement. Counting every
+signal would triple-count one call, so each touch remembers which signals confirmed it, and a
+signal first pairs with a touch that lacks it; only an unpaired signal is a new touch:
+
+- `notes_last_contacted` carries the engagement's own time: it pairs with the Slack touch logged
+  at that very time, else with the nearest HubSpot touch within PAIR_WINDOW.
+- A `num_contacted_notes` increment pairs with the nearest HubSpot touch within PAIR_WINDOW (the
+  same call's other signal), else with the oldest Slack touch still waiting for its echo, however
+  late the echo comes (the write-back may be delayed by backoff, a revoked token, a worker down).
+
+Each touch records the owner at that moment (attribution) and attempt vs connect.
 """
 
 from __future__ import annotations
@@ -13,78 +20,94 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sla_bot.engine.state import LeadState, TouchRecord
 from sla_bot.rules import Touch
 from sla_bot.rules.select import instant_of, number_of
 
 COUNT, LAST, SLACK = "num_contacted_notes", "notes_last_contacted", "slack_log"
 PAIR_WINDOW = timedelta(hours=1)
+SAME_INSTANT = timedelta(seconds=1)  # HubSpot keeps milliseconds; our times have microseconds
+# What a rep can log with the Slack button (each is an engagement HubSpot counts as contacted).
+TOUCH_KINDS = ("call", "email", "meeting", "linkedin", "voicemail")
 
 
-def _at(touch: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(touch["at"])
-
-
-def _pair(touches: list[dict[str, Any]], signal: str, at: datetime) -> bool:
-    """Mark the nearest touch within the window that lacks `signal`; False if there is none."""
+def _nearest_hubspot(touches: list[TouchRecord], signal: str, at: datetime) -> TouchRecord | None:
     best, gap = None, PAIR_WINDOW
     for touch in touches:
-        if signal in touch["signals"]:
+        if signal in touch.signals or touch.from_slack:
             continue
-        d = abs(_at(touch) - at)
+        d = abs(touch.at - at)
         if d <= gap:
             best, gap = touch, d
-    if best is None:
-        return False
-    best["signals"] = sorted({*best["signals"], signal})
-    return True
+    return best
 
 
-def _new(at: datetime, signal: str, owner_id: str | None, **extra: Any) -> dict[str, Any]:
-    touch = {"at": at.isoformat(), "connect": False, "kind": "hubspot", "owner_id": owner_id}
-    touch.update(extra)
-    touch["signals"] = [signal]
-    return touch
+def _awaiting_echo(touches: list[TouchRecord], signal: str, at: datetime) -> TouchRecord | None:
+    """The oldest Slack touch logged by `at` that HubSpot has not echoed with `signal` yet."""
+    waiting = [t for t in touches if t.from_slack and signal not in t.signals and t.at <= at]
+    return min(waiting, key=lambda t: t.at, default=None)
+
+
+def _confirm(touch: TouchRecord, signal: str) -> None:
+    touch.signals = sorted({*touch.signals, signal})
+
+
+def _new(at: datetime, signal: str, owner_id: str | None) -> TouchRecord:
+    return TouchRecord(at=at, signals=[signal], owner_id=owner_id)
 
 
 def observe_count(
-    touches: list[dict[str, Any]],
-    state: dict[str, Any],
+    touches: list[TouchRecord],
+    state: LeadState,
     value: Any,
     *,
     at: datetime,
     owner_id: str | None,
-) -> list[dict[str, Any]]:
+) -> list[TouchRecord]:
     """`num_contacted_notes` is now `value`: each increment is one touch. Returns new touches."""
     count = number_of(value)
-    if count is None:
+    if count is None or not -1 < count < 1_000_000:
         return []
-    before = int(state.get("hs_count", 0))
-    state["hs_count"] = int(count)
+    before = state.hubspot_touch_count
+    state.hubspot_touch_count = int(count)
     added = []
     for _ in range(max(int(count) - before, 0)):
-        if not _pair(touches, COUNT, at):
-            touch = _new(at, COUNT, owner_id)
-            touches.append(touch)
-            added.append(touch)
+        match = _nearest_hubspot(touches, COUNT, at) or _awaiting_echo(touches, COUNT, at)
+        if match is not None:
+            _confirm(match, COUNT)
+            continue
+        touch = _new(at, COUNT, owner_id)
+        touches.append(touch)
+        added.append(touch)
     return added
 
 
 def observe_last_contacted(
-    touches: list[dict[str, Any]],
-    state: dict[str, Any],
+    touches: list[TouchRecord],
+    state: LeadState,
     value: Any,
     *,
     owner_id: str | None,
-) -> list[dict[str, Any]]:
+) -> list[TouchRecord]:
     """A newer `notes_last_contacted` is a touch at that time (unless another signal had it)."""
     at = instant_of(value)
     if at is None:
         return []
-    seen = state.get("hs_last")
-    if seen is not None and at <= datetime.fromisoformat(seen):
+    seen = state.hubspot_last_contacted
+    if seen is not None and at <= seen:
         return []
-    state["hs_last"] = at.isoformat()
-    if _pair(touches, LAST, at):
+    state.hubspot_last_contacted = at
+    echo = next(
+        (
+            t
+            for t in touches
+            if t.from_slack and LAST not in t.signals and abs(t.at - at) <= SAME_INSTANT
+        ),
+        None,
+    )
+    match = echo or _nearest_hubspot(touches, LAST, at)
+    if match is not None:
+        _confirm(match, LAST)
         return []
     touch = _new(at, LAST, owner_id)
     touches.append(touch)
@@ -92,7 +115,7 @@ def observe_last_contacted(
 
 
 def log_slack(
-    touches: list[dict[str, Any]],
+    touches: list[TouchRecord],
     *,
     at: datetime,
     owner_id: str | None,
@@ -100,18 +123,23 @@ def log_slack(
     connect: bool,
     by: str,
     note: str = "",
-) -> dict[str, Any]:
+) -> TouchRecord:
     """A touch logged with a Slack button; HubSpot's echo of it will pair, not add."""
-    touch = _new(at, SLACK, owner_id, kind=kind, connect=connect, by=by, note=note[:500])
+    touch = TouchRecord(
+        at=at,
+        signals=[SLACK],
+        connect=connect,
+        kind=kind,
+        owner_id=owner_id,
+        by=by,
+        note=note[:500],
+    )
     touches.append(touch)
+    touches.sort(key=lambda t: t.at)
     return touch
 
 
-def for_timeline(touches: Iterable[dict[str, Any]], signals: Iterable[str]) -> list[Touch]:
+def for_timeline(touches: Iterable[TouchRecord], signals: Iterable[str]) -> list[Touch]:
     """The touches the policy counts (a touch counts if any of its signals is enabled)."""
     enabled = set(signals)
-    return [
-        Touch(_at(t), connect=bool(t.get("connect")))
-        for t in touches
-        if enabled.intersection(t["signals"])
-    ]
+    return [Touch(t.at, connect=t.connect) for t in touches if enabled.intersection(t.signals)]

@@ -21,8 +21,10 @@ from sla_bot.rules.yamlpos import Path
 YEARS_BACK, YEARS_AHEAD = 1, 3
 
 
-def holiday_years(year: int) -> range:
-    return range(year - YEARS_BACK, year + YEARS_AHEAD + 1)
+def holiday_years(year: int, last_year: int | None = None) -> range:
+    """Years to expand holidays for: around `year`, or around a lead's whole life (from the
+    start of its clock to now), so a lead evaluated years later keeps its own holidays."""
+    return range(year - YEARS_BACK, max(year, last_year or year) + YEARS_AHEAD + 1)
 
 
 def _fetch(src: HolidaySource, years: Iterable[int]) -> dict[date, str]:
@@ -73,12 +75,14 @@ def check_holiday_source(src: HolidaySource, year: int) -> list[tuple[Path, str]
     return problems
 
 
-def build_calendar(name: str, cal: Calendar, year: int, tz: str | None = None) -> BusinessCalendar:
-    """The BusinessCalendar for a definition, with holidays expanded around `year`."""
+def build_calendar(
+    name: str, cal: Calendar, year: int, tz: str | None = None, last_year: int | None = None
+) -> BusinessCalendar:
+    """The BusinessCalendar for a definition, with holidays from `year` to `last_year`."""
     return BusinessCalendar(
         tz=tz or cal.timezone,
         weekly=dict(cal.hours.days),
-        holidays=holiday_map(cal.holidays, holiday_years(year)),
+        holidays=holiday_map(cal.holidays, holiday_years(year, last_year)),
         closed=[(r.from_, r.to) for r in cal.closed],
         open_dates=dict(cal.open),
         business_day=timedelta(seconds=cal.business_day.seconds) if cal.business_day else None,

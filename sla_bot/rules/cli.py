@@ -43,7 +43,13 @@ def register(subparsers: Any) -> None:
         help="show every deadline and notification for one lead",
         description="Print which policy a lead gets and what happens when, without side effects.",
     )
-    sim.add_argument("--lead", required=True, type=Path, help="JSON file of contact properties")
+    sim.add_argument(
+        "--lead",
+        required=True,
+        type=Path,
+        help="JSON file of contact properties (or `sla-bot lead show --json` output: the lead "
+        "with its history)",
+    )
     sim.add_argument("--touches", default="", help="T1,T2:connect,... ISO times of touches")
     sim.add_argument("--at", help="show the state at this ISO time (default: end of timeline)")
     sim.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -69,8 +75,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     directory = args.dir or default_dir()
     try:
-        props, portal = read_lead(args.lead)
-        touches = parse_touches(args.touches)
+        lead = read_lead(args.lead)
+        touches = lead.touches + parse_touches(args.touches)
         now = parse_time(args.at, "--at") if args.at else None
     except InputError as exc:
         print(f"sla-bot rules simulate: {exc}", file=sys.stderr)
@@ -80,7 +86,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         for error in result.errors:
             print(error, file=sys.stderr)
         return 1
-    portal_id = args.portal if args.portal is not None else portal
-    timeline = build_timeline(result.ruleset, portal_id, props, touches=touches, now=now)
-    print(as_json(timeline) if args.json else as_text(timeline, lead_id(props)), end="")
+    portal_id = args.portal if args.portal is not None else lead.portal_id
+    policy = lead.policy if lead.policy in result.ruleset.policies else None
+    timeline = build_timeline(
+        result.ruleset,
+        portal_id,
+        lead.properties,
+        touches=touches,
+        now=now,
+        policy=policy,
+        history=lead.history,
+    )
+    print(as_json(timeline) if args.json else as_text(timeline, lead_id(lead.properties)), end="")
     return 0

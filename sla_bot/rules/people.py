@@ -49,9 +49,11 @@ class People:
         policy: Policy,
         team_name: str | None,
         owner: Member | None,
-        year: int,
+        years: int | tuple[int, int],
     ) -> None:
-        self.rules, self.policy, self.year = rules, policy, year
+        """`years`: the years the lead lives in (holidays are loaded around them)."""
+        self.rules, self.policy = rules, policy
+        self.years = (years, years) if isinstance(years, int) else years
         self.team_name = team_name
         self.team: Team | None = rules.teams.get(team_name or "")
         self.owner = owner
@@ -61,7 +63,9 @@ class People:
         name = self.rules.calendar_name(None, self.team, member)
         if name is None:
             return None
-        return self.rules.calendar(name, year=self.year, tz=member.timezone if member else None)
+        first, last = self.years
+        tz = member.timezone if member else None
+        return self.rules.calendar(name, year=first, last_year=last, tz=tz)
 
     def recipients(
         self, action: Action, due: datetime, *, reassigned: bool

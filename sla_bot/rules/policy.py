@@ -59,9 +59,11 @@ class Action(Base):
 
     @property
     def kind(self) -> str:
-        return next(iter(self.model_dump(exclude_none=True)))
+        # Read on every step of every timeline: a field scan, not a model_dump.
+        return next(name for name in _ACTION_KINDS if getattr(self, name) is not None)
 
 
+_ACTION_KINDS = tuple(Action.model_fields)
 Actions = list[Annotated[Action, BeforeValidator(_action_shorthand)]]
 
 
@@ -83,6 +85,8 @@ class FirstTouch(Base):
     within: DurationField
     """Target for the first touch: "5 business minutes" follows the calendar, "5m" does not."""
     clock_starts: Literal["created", "owner_assigned"] = "created"
+    on_assignment: Actions = Field(default_factory=_owner_only)
+    """Who hears the moment the lead is someone's (routed, or assigned in HubSpot); [] = nobody."""
     warning: Annotated[WarningRule, BeforeValidator(_warning_shorthand)] | None = None
 
     @model_validator(mode="after")

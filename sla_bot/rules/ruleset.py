@@ -59,18 +59,21 @@ class RuleSet:
         self.policies = dict(policies)
         self.routing = dict(routing)
         self.files = files
-        self._built: dict[tuple[str, str | None, int], BusinessCalendar] = {}
+        self._built: dict[tuple[str, str | None, int, int], BusinessCalendar] = {}
         self._lock = threading.Lock()
 
     # --- calendars -----------------------------------------------------------------------------
 
-    def calendar(self, name: str, *, year: int, tz: str | None = None) -> BusinessCalendar:
-        """The named calendar with holidays around `year`, optionally moved to another zone."""
-        key = (name, tz, year)
+    def calendar(
+        self, name: str, *, year: int, tz: str | None = None, last_year: int | None = None
+    ) -> BusinessCalendar:
+        """The named calendar with holidays from around `year` to around `last_year`,
+        optionally moved to another zone."""
+        key = (name, tz, year, last_year or year)
         with self._lock:
             cal = self._built.get(key)
         if cal is None:
-            cal = build_calendar(name, self.calendars[name], year, tz)
+            cal = build_calendar(name, self.calendars[name], year, tz, last_year)
             with self._lock:
                 self._built[key] = cal
         return cal

@@ -90,7 +90,10 @@ def instant_of(value: Any) -> datetime | None:
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     text = str(value).strip()
     if re.fullmatch(r"-?[0-9]{9,}", text):
-        return datetime.fromtimestamp(int(text) / 1000, UTC)
+        try:
+            return datetime.fromtimestamp(int(text) / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None  # epoch milliseconds beyond any calendar: not a date
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sla_bot.rules.people import Recipient
+from sla_bot.rules.steps import (
+    BREACH,
+    CADENCE_END,
+    PREMATURE_DQ,
+    RECYCLE,
+    TOUCH_OUTCOMES,
+    History,
+    OwnerChange,
+)
 from sla_bot.rules.timeline import Step, Timeline, Touch
-
-TOUCH_KINDS = ("connect", "attempt")
 
 
 class InputError(ValueError):
@@ -38,24 +46,76 @@ def parse_touches(text: str) -> list[Touch]:
     out = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         when, _, kind = item.rpartition(":")
-        if kind in TOUCH_KINDS and when:
+        if kind in TOUCH_OUTCOMES and when:
             out.append(Touch(parse_time(when, "--touches"), connect=kind == "connect"))
         else:
             out.append(Touch(parse_time(item, "--touches")))
     return out
 
 
-def read_lead(path: Path) -> tuple[dict[str, Any], int | None]:
-    """Contact properties from a JSON file; HubSpot's {"properties": {...}} shape works too."""
+@dataclass(frozen=True)
+class LeadFile:
+    """What `--lead` gave: contact properties, and optionally what `lead show --json` exports
+    under "simulate" (touches, property history, owner changes, pinned calendar, policy)."""
+
+    properties: dict[str, Any]
+    portal_id: int | None
+    touches: list[Touch]
+    history: History | None
+    policy: str | None
+
+
+def read_lead(path: Path) -> LeadFile:
+    """Contact properties from a JSON file; HubSpot's {"properties": {...}} shape works too, and
+    so does the "simulate" object of `sla-bot lead show --json` (a lead with its history)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"--lead {path}: {exc}") from None
     if not isinstance(data, dict):
         raise InputError(f"--lead {path}: expected a JSON object of contact properties")
+    if isinstance(data.get("simulate"), dict):
+        data = data["simulate"]
     portal = data.get("portalId")
     props = data["properties"] if isinstance(data.get("properties"), dict) else data
-    return props, int(portal) if isinstance(portal, int | str) and str(portal).isdigit() else None
+    portal_id = int(portal) if isinstance(portal, int | str) and str(portal).isdigit() else None
+    try:
+        touches = [
+            Touch(parse_time(t["at"], "touches"), bool(t.get("connect")))
+            for t in data.get("touches") or []
+        ]
+        history = _history(data["history"]) if isinstance(data.get("history"), dict) else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"--lead {path}: bad touches or history ({exc})") from None
+    return LeadFile(dict(props), portal_id, touches, history, data.get("policy"))
+
+
+def _history(raw: Mapping[str, Any]) -> History:
+    values = {
+        name: tuple((parse_time(at, f"history of {name}"), value) for at, value in entries)
+        for name, entries in (raw.get("values") or {}).items()
+    }
+    owners = tuple(
+        OwnerChange(parse_time(o["at"], "owner change"), o.get("owner_id"), o.get("by", "hubspot"))
+        for o in raw.get("owners") or []
+    )
+    calendar = raw.get("calendar")
+    pinned = (str(calendar[0]), calendar[1]) if isinstance(calendar, list | tuple) else None
+    return History(values, owners, pinned)
+
+
+def history_json(history: History) -> dict[str, Any]:
+    """The inverse of `_history`: what `lead show --json` exports for `rules simulate`."""
+    return {
+        "values": {
+            name: [[at.isoformat(), value] for at, value in entries]
+            for name, entries in history.values.items()
+        },
+        "owners": [
+            {"at": o.at.isoformat(), "owner_id": o.owner_id, "by": o.by} for o in history.owners
+        ],
+        "calendar": list(history.calendar) if history.calendar else None,
+    }
 
 
 def as_json(tl: Timeline) -> str:
@@ -92,14 +152,14 @@ def _what(step: Step, tz: str | None) -> list[str]:
     if d.get("update_property"):
         pairs = ", ".join(f"{k}={v}" for k, v in d["update_property"].items())
         lines.append(f"set {pairs}")
-    if step.kind == "recycle":
+    if step.kind == RECYCLE:
         lines.append(f"recycle to nurture: {d['reason']} ({d['touches']} touches)")
-    if step.kind == "cadence_end":
+    if step.kind == CADENCE_END:
         short = f", {d['short_by']} short of the minimum" if d["short_by"] else ""
         lines.append(f"cadence window ends: {d['touches']} of {d['min_touches']} touches{short}")
-    if step.kind == "breach" and "late_by_seconds" in d:
+    if step.kind == BREACH and "late_by_seconds" in d:
         lines.append(f"first touch came {d['late_by_seconds'] // 60} min late")
-    if step.kind == "disqualification":
+    if step.kind == PREMATURE_DQ:
         lines.append(
             f"disqualified after {d['touches']} of {d['min_touches']} touches"
             + (f"; revert {', '.join(d['properties'])}" if d["revert"] else "")

@@ -1,43 +1,57 @@
 """The timeline of one lead: every deadline and notification, computed from rules and facts only.
 
 This is the single source of truth for "what happens when": `rules simulate` prints it and the
-SLA engine runs it, using each step's stable `key` for idempotent outbox rows. It is pure: no
+SLA engine runs it, using each step's occurrence `key` for idempotent outbox rows. It is pure: no
 clock, no I/O; `now` is a parameter.
 
-Facts are the contact's current properties and the touches so far (touches after `now` are
-ignored). Every step is "fired" (due at or before `now`; with no `now`, at the end of the
-timeline, everything that would fire), "pending", "cancelled" or "paused"; see conditions.py for
-how properties cancel or hold steps.
+Facts are the contact's properties with their history (`History`: when each value was set, who
+owned the lead when) and the touches so far (touches after `now` are ignored). Held time (a
+pause, a stop or a disqualification that later clears) does not count: deadlines still ahead
+when a hold starts move by its length (heldtime.py). Every step is "fired" (due at or before
+`now`; with no `now`, at the end of the timeline, everything that would fire), "pending",
+"cancelled" or "paused" (held with no end in sight); see conditions.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sla_bot.businesstime import BusinessCalendar
 from sla_bot.durations import Duration
 from sla_bot.rules import conditions as cond
+from sla_bot.rules.heldtime import HeldTime
 from sla_bot.rules.people import People, Recipient
 from sla_bot.rules.policy import Action, Policy
 from sla_bot.rules.ruleset import RuleSet
 from sla_bot.rules.select import Props, instant_of, text_of
 from sla_bot.rules.steps import (
+    ASSIGNED,
+    BREACH,
+    CADENCE_DUE,
+    CADENCE_END,
     CANCELLED,
     FIRED,
+    LADDER,
     PAUSED,
     PENDING,
+    PREMATURE_DQ,
+    RECYCLE,
+    RESUME,
+    WARNING,
+    History,
     Owner,
     Step,
     Timeline,
     Touch,
     business_seconds,
     cancel,
+    occurrence,
 )
 
-__all__ = ["CANCELLED", "FIRED", "PAUSED", "PENDING", "Step", "Timeline", "Touch"]
+__all__ = ["CANCELLED", "FIRED", "PAUSED", "PENDING", "History", "Step", "Timeline", "Touch"]
 CLOCK_PROPERTY = {"created": "createdate", "owner_assigned": "hubspot_owner_assigneddate"}
 
 
@@ -49,11 +63,13 @@ def build_timeline(
     touches: Sequence[Touch] = (),
     now: datetime | None = None,
     policy: str | None = None,
+    history: History | None = None,
 ) -> Timeline:
     """Everything that happens to one lead under the rules (or under `policy`, when pinned).
 
     The owner is `hubspot_owner_id` (or `hubspot_owner_email`, if the caller resolved it) looked
-    up in the teams; the clock starts at `createdate` or `hubspot_owner_assigneddate`.
+    up in the teams; the clock starts at `createdate` or `hubspot_owner_assigneddate`. Without
+    `history`, current properties are taken to hold from `now` (or the latest fact).
     """
     if policy is not None:
         name: str | None = policy
@@ -64,7 +80,7 @@ def build_timeline(
     base = Timeline(portal_id, name, explanation, "ignored", now=now)
     if name is None:
         return base
-    return _Builder(rules, rules.policies[name], properties, touches, now).build(base)
+    return _Builder(rules, rules.policies[name], properties, touches, now, history).build(base)
 
 
 class _Builder:
@@ -75,8 +91,10 @@ class _Builder:
         props: Props,
         touches: Sequence[Touch],
         now: datetime | None,
+        history: History | None,
     ) -> None:
         self.rules, self.p, self.props, self.now = rules, policy, props, now
+        self.history = history
         owner_id = text_of(props.get("hubspot_owner_id"))
         email = text_of(props.get("hubspot_owner_email"))
         found = rules.find_member(owner_id=owner_id, email=email, prefer_team=policy.team)
@@ -97,36 +115,60 @@ class _Builder:
             why = "createdate is missing" if p.first_touch.clock_starts == "created" else "no owner"
             explanation = f"{base.match_explanation}; the clock has not started ({why})"
             return replace(base, status="waiting", match_explanation=explanation)
-        team = self.rules.teams.get(self.team_name or "")
-        cal_name = self.rules.calendar_name(p, team, self.member)
-        if cal_name is None:
-            raise ValueError(f"no calendar for this lead under policy {base.policy!r}")
-        year = (self.now or start).year
-        tz = self.member.timezone if self.member and not p.calendar else None
-        self.cal: BusinessCalendar = self.rules.calendar(cal_name, year=year, tz=tz)
-        self.people = People(self.rules, p, self.team_name, self.member, year)
         self.start = start
         self.touches = tuple(t for t in self.touches if t.at >= start)
         at = self.now or (self.touches[-1].at if self.touches else start)
-        facts = cond.read_facts(p, self.props, self.touches, at)
-        steps = self._first_touch() + self._cadence(facts.resume_at)
-        steps = self._conditions(steps, facts)
+        first_year, last_year = min(start, at).year, max(start, at).year
+        cal_name, self.cal = self._calendar(base, first_year, last_year)
+        self.people = People(self.rules, p, self.team_name, self.member, (first_year, last_year))
+        history = self.history or History.current(self.props, at, owner_since=start)
+        self.history_ = history
+        needed = self._needed()
+        facts = cond.read_facts(p, history, self.touches, start, at, needed)
+        spans = [(h.start, h.end or max(h.start, at)) for h in facts.holds]
+        self.time = HeldTime(self.cal, spans)
+        steps = self._first_touch()
+        steps = self._assignment() + steps + self._cadence(facts)
+        steps = self._conditions(steps, facts, needed)
         steps = sorted((self._state(s) for s in steps), key=lambda s: (s.due_at, s.key))
         return replace(
             base,
-            status=cond.status(steps, facts, p, touched=bool(self.touches), now=self.now),
+            status=cond.status(
+                steps, facts, p, touched=bool(self.touches), now=self.now, needed=needed
+            ),
             calendar_name=cal_name,
             timezone=self.cal.tz.key,
             clock_start=start,
             business_start=self.cal.next_open(start) if p.first_touch.within.business else start,
             touches=self.touches,
+            holds=facts.holds,
             steps=steps,
         )
 
     # --- building blocks -----------------------------------------------------------------------
 
-    def add(self, t: datetime, d: Duration) -> datetime:
-        return self.cal.add(t, d)
+    def _calendar(self, base: Timeline, first: int, last: int) -> tuple[str, BusinessCalendar]:
+        """The deadline calendar: the one pinned when the clock started, else the owner's."""
+        pinned = self.history.calendar if self.history else None
+        if pinned is not None and pinned[0] in self.rules.calendars:
+            name, tz = pinned
+        else:
+            team = self.rules.teams.get(self.team_name or "")
+            found = self.rules.calendar_name(self.p, team, self.member)
+            if found is None:
+                raise ValueError(f"no calendar for this lead under policy {base.policy!r}")
+            name = found
+            tz = self.member.timezone if self.member and not self.p.calendar else None
+        return name, self.rules.calendar(name, year=first, last_year=last, tz=tz)
+
+    def _needed(self) -> int:
+        dq = self.p.premature_disqualification
+        if dq and dq.min_touches:
+            return dq.min_touches
+        return self.p.cadence.min_touches if self.p.cadence else 1
+
+    def add(self, t: datetime, d: Duration | timedelta) -> datetime:
+        return self.time.add(t, d)
 
     def _step(
         self, kind: str, key: str, due: datetime, actions: Sequence[Action], **detail: Any
@@ -148,9 +190,24 @@ class _Builder:
             return s
         return replace(s, state=FIRED if self.now is None or s.due_at <= self.now else PENDING)
 
+    # --- the owner is told ---------------------------------------------------------------------
+
+    def _assignment(self) -> list[Step]:
+        """The latest assignment made in HubSpot (or at routing) is announced to the owner."""
+        actions = self.p.first_touch.on_assignment
+        made = [c for c in self.history_.owners if c.owner_id and c.by == "hubspot"]
+        if not actions or not made or self.owner is None:
+            return []
+        latest = made[-1]
+        if latest.owner_id != self.owner.owner_id:
+            return []  # sla-bot reassigned it since: the "reassigned" message told them
+        due = max(latest.at, self.start)
+        key = occurrence(ASSIGNED, latest.at)
+        return [self._step(ASSIGNED, key, due, actions, deadline=self._breach_iso)]
+
     # --- first touch and escalation ladder ----------------------------------------------------
 
-    def _warning_at(self, breach: datetime) -> datetime | None:
+    def _warning_at(self) -> datetime | None:
         ft = self.p.first_touch
         if ft.warning is None:
             return None
@@ -159,30 +216,32 @@ class _Builder:
             left = round(within.business_seconds(self.cal) * at.fraction)
             return self.add(self.start, business_seconds(left))
         if at.fraction is not None:
-            return self.start + within.as_timedelta() * at.fraction
+            return self.add(self.start, within.as_timedelta() * at.fraction)
         assert at.before is not None
         if at.before.business:  # validation ensures the target is business time too
             left = within.business_seconds(self.cal) - at.before.business_seconds(self.cal)
             return self.add(self.start, business_seconds(max(left, 0)))
-        return breach - at.before.as_timedelta()
+        left_wall = within.as_timedelta() - at.before.as_timedelta()
+        return self.add(self.start, max(left_wall, timedelta(0)))
 
     def _first_touch(self) -> list[Step]:
         ft = self.p.first_touch
         breach = self.add(self.start, ft.within)
+        self._breach_iso = breach.isoformat()
         steps: list[Step] = []
-        warn = self._warning_at(breach)
+        warn = self._warning_at()
         if warn is not None and ft.warning is not None:
             steps.append(
                 self._step(
-                    "warning",
-                    "first_touch.warning",
+                    WARNING,
+                    WARNING,
                     warn,
                     ft.warning.do,
                     target=ft.within.text,
-                    deadline=breach.isoformat(),
+                    deadline=self._breach_iso,
                 )
             )
-        steps.append(self._step("breach", "first_touch.breach", breach, (), target=ft.within.text))
+        steps.append(self._step(BREACH, BREACH, breach, (), target=ft.within.text))
         for i, rung in enumerate(self.p.escalation, start=1):
             due = self.add(breach, rung.after)
             dues = [(f"ladder.{i}", due)]
@@ -191,43 +250,52 @@ class _Builder:
                 due = self.add(due, rung.repeat.every)
                 dues.append((f"ladder.{i}#r{r}", due))
             for key, when in dues:
-                steps.append(self._step("escalation", key, when, rung.do, after=rung.after.text))
+                steps.append(self._step(LADDER, key, when, rung.do, after=rung.after.text))
                 if any(a.kind == "reassign" for a in rung.do):
                     self.reassign_at.append(when)
         if not self.touches:
             return steps
         # Everything above is about the first touch: a touch in time cancels it.
         first = self.touches[0].at
-        late = self.cal.elapsed(breach, first) if ft.within.business else first - breach
+        late = self.time.elapsed(breach, first, business=ft.within.business)
         return [
             cancel(s, f"first touch at {first.isoformat()}")
             if first <= s.due_at
             else replace(s, detail={**s.detail, "late_by_seconds": int(late.total_seconds())})
-            if s.kind == "breach"
+            if s.kind == BREACH
             else s
             for s in steps
         ]
 
     # --- cadence -------------------------------------------------------------------------------
 
-    def _cadence(self, resume_at: datetime | None) -> list[Step]:
-        """Gap nudges for the next missing touch, the window's end and recycling."""
+    def _cadence(self, facts: cond.Facts) -> list[Step]:
+        """Gap nudges for the next missing touch, the window's end and recycling.
+
+        A pause that ends at its follow-up date restarts the cadence there: a fresh window, and
+        the next touch due within `max_gap` of that date (new occurrences, keyed by the date).
+        """
         c = self.p.cadence
         if c is None:
             return []
-        anchor = resume_at or self.start  # a pause with a resume date restarts the window
-        end = self.add(anchor, c.within)
+        dates = sorted(r for _, r in facts.resumes)
+        window = dates[-1] if dates else None
+        end = self.add(window or self.start, c.within)
         touches, n = self.touches, len(self.touches)
         steps: list[Step] = []
         for k in range(2, min(c.min_touches, n + 1) + 1) if c.max_gap else ():
             assert c.max_gap is not None
             prev = touches[k - 2].at
-            due = self.add(max(prev, anchor) if k == n + 1 else prev, c.max_gap)
+            limit = touches[k - 1].at if k <= n else None
+            anchor = max(
+                (r for r in dates if r > prev and (limit is None or r <= limit)), default=None
+            )
+            due = self.add(anchor or prev, c.max_gap)
             if k == n + 1 and due >= end:
                 break  # the window's end comes first
             step = self._step(
-                "cadence_gap",
-                f"cadence.touch{k}.due",
+                CADENCE_DUE,
+                occurrence(f"cadence.touch{k}.due", anchor),
                 due,
                 c.on_missed_gap,
                 touch=k,
@@ -242,8 +310,8 @@ class _Builder:
         count = sum(1 for t in touches if t.at <= done_at)
         steps.append(
             self._step(
-                "cadence_end",
-                "cadence.end",
+                CADENCE_END,
+                occurrence(CADENCE_END, window),
                 done_at,
                 (),
                 touches=count,
@@ -255,8 +323,8 @@ class _Builder:
         r = self.p.recycle
         if r is not None:
             step = self._step(
-                "recycle",
-                "recycle",
+                RECYCLE,
+                occurrence(RECYCLE, window),
                 done_at,
                 (),
                 reason=r.reason,
@@ -273,40 +341,44 @@ class _Builder:
 
     # --- conditions from properties -------------------------------------------------------------
 
-    def _conditions(self, steps: list[Step], facts: cond.Facts) -> list[Step]:
+    def _conditions(self, steps: list[Step], facts: cond.Facts, needed: int) -> list[Step]:
         steps = cond.after_connect(steps, facts)
         dq = self.p.premature_disqualification
-        recycled = any(
-            s.key == "recycle" and s.state != CANCELLED and s.due_at <= facts.at for s in steps
-        )
-        if dq and facts.disqualified and not facts.connected_at and not recycled:
-            needed = dq.min_touches or (self.p.cadence.min_touches if self.p.cadence else 1)
-            if facts.touches_by_then < needed:
+        if dq:
+            recycled = [s.due_at for s in steps if s.kind == RECYCLE and s.state != CANCELLED]
+            for d in facts.disqualifications:
+                if d.touches_by_then >= needed:
+                    continue  # enough touches: a legitimate disqualification
+                if facts.connected_at and facts.connected_at <= d.at:
+                    continue
+                if any(r <= d.at for r in recycled):
+                    continue  # the status recycling set is not checked
                 steps.append(
                     self._step(
-                        "disqualification",
-                        "disqualification.premature",
-                        facts.at,
+                        PREMATURE_DQ,
+                        occurrence(PREMATURE_DQ, d.at),
+                        d.at,
                         dq.do,
-                        touches=facts.touches_by_then,
+                        touches=d.touches_by_then,
                         min_touches=needed,
                         revert=dq.revert,
                         properties=sorted(dq.when.properties()),
-                        because=facts.disqualified,
+                        previous=d.previous,
+                        because=d.reasons,
                     )
                 )
-            steps = cond.after_disqualification(steps, facts, needed, dq.revert)
-        steps = cond.after_stop(steps, facts)
+        steps = cond.after_close(steps, facts, revert=bool(dq and dq.revert), needed=needed)
         steps = cond.hold(steps, facts)
         pause = self.p.pause
-        if facts.paused and pause and facts.resume_at and facts.resume_at > facts.at:
+        for since, date in facts.resumes:
             steps.append(
                 self._step(
-                    "resume",
-                    "pause.resume",
-                    facts.resume_at,
+                    RESUME,
+                    occurrence(RESUME, date),
+                    date,
                     [Action(notify_owner=True)],
-                    property=pause.resume_property,
+                    property=pause.resume_property if pause else None,
+                    paused_since=since.isoformat(),
                 )
             )
         return steps

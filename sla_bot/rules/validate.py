@@ -127,6 +127,7 @@ class _Checker:
         lists: list[tuple[Path, list[m.Action]]] = [
             (("escalation", i, "do"), step.do) for i, step in enumerate(p.escalation)
         ]
+        lists.append((("first_touch", "on_assignment"), p.first_touch.on_assignment))
         if p.first_touch.warning:
             lists.append((("first_touch", "warning", "do"), p.first_touch.warning.do))
         if p.cadence:

@@ -9,7 +9,7 @@ from flask import Flask, Response, g, request
 from integrations.slack import interactivity as slack_interactivity
 from sla_bot import metrics
 from sla_bot.config import Settings, load_settings
-from sla_bot.web import hubspot_webhook, ops
+from sla_bot.web import hubspot_oauth, hubspot_webhook, ops
 from sla_bot.web.errors import json_error
 from sla_bot.web.services import Services
 
@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes + 1
     app.extensions["sla_bot"] = services
     app.register_blueprint(hubspot_webhook.bp)
+    app.register_blueprint(hubspot_oauth.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(slack_interactivity.bp)
 

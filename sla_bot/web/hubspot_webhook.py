@@ -9,15 +9,18 @@ retries. Nothing here calls HubSpot or Slack.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
 
 from integrations.hubspot import signatures
-from integrations.hubspot.payloads import PayloadError, validate
+from integrations.hubspot.payloads import PayloadError, parse, validate
 from sla_bot import metrics
+from sla_bot.config import ConfigError
 from sla_bot.intake import store_batch, store_dead_letter
+from sla_bot.portals.config import webhook_secrets
 from sla_bot.web.errors import json_error
 from sla_bot.web.services import Services
 
@@ -59,6 +62,14 @@ def _portal_hint() -> int | None:
     return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
+def _other_portal(body: bytes, now: datetime, hint: int | None, signer: int) -> int | None:
+    """A portal other than the signing private app's own that the (signed) body names."""
+    for event in parse(body, received_at=now, portal_hint=hint).events:
+        if event.portal_id != signer:
+            return event.portal_id
+    return None
+
+
 @bp.post("/webhooks/hubspot")
 def receive() -> Response:
     services: Services = current_app.extensions["sla_bot"]
@@ -73,8 +84,13 @@ def receive() -> Response:
         return _reject(413, "too_large", f"body larger than {limit} bytes")
 
     now = services.clock.now()
-    secret = settings.hubspot_client_secret
-    if secret is None:
+    try:
+        candidates = webhook_secrets(settings)
+    except ConfigError as exc:
+        log.error("webhook secrets unavailable: %s", exc)
+        return _reject(503, "no_secret", "webhooks disabled: the portals file cannot be read")
+    signer: int | None = None
+    if not candidates:
         if not settings.insecure_allow_unsigned:
             return _reject(503, "no_secret", "webhooks disabled: HUBSPOT_CLIENT_SECRET is not set")
         version = "none"
@@ -85,7 +101,7 @@ def receive() -> Response:
             method=request.method,
             uri=_signed_uri(services),
             body=body,
-            secret=secret.get_secret_value(),
+            secret=[secret for secret, _ in candidates],
             now=now,
             accept=settings.accepted_signature_versions,
         )
@@ -94,6 +110,7 @@ def receive() -> Response:
             log.info("webhook refused: %s (%s)", verdict.reason, verdict.version)
             return _reject(401, reason, verdict.reason)
         version = verdict.version
+        signer = candidates[verdict.secret_index][1]  # a private app's portal, or None
 
     portal_hint = _portal_hint()
     try:
@@ -111,6 +128,11 @@ def receive() -> Response:
             metrics.DEAD_LETTERS.inc()
             log.warning("signed webhook kept as dead letter: %s", exc)
             return _reject(400, "malformed", "malformed webhook payload", exc.errors)
+        if signer is not None and (other := _other_portal(body, now, portal_hint, signer)):
+            log.warning(
+                "webhook refused: signed by portal %s's app, names portal %s", signer, other
+            )
+            return _reject(401, "signature", f"signed with portal {signer}'s secret")
         store_batch(
             services.engine,
             body=body,

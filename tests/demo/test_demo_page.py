@@ -154,9 +154,7 @@ def test_nudge_then_every_button_through_the_signed_actions_endpoint(
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         eventually(lambda: INJECTED in _lead_cell(browser, 104, 0), 30, "the new lead", browser)
 
-        eventually(
-            _shows(browser, "Alex Rep", "First touch for Ada Lovelace"), 60, "a nudge", browser
-        )
+        eventually(_shows(browser, "Alex Rep", "Ada Lovelace"), 60, "a message to Alex", browser)
 
         def log_call(form: Any) -> None:
             Select(form.find_element(By.NAME, "kind")).select_by_value("call")

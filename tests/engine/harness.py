@@ -18,6 +18,7 @@ from sla_bot.engine.fetch import Fetcher
 from sla_bot.engine.leads import Lead
 from sla_bot.engine.sweep import sweep_due
 from sla_bot.intake import store_batch
+from sla_bot.outbox import OutboxItem, deliver_due
 from sla_bot.rules import LoadedRules, RulesHolder
 from sla_bot.splitter import split_pending
 
@@ -58,6 +59,18 @@ def prop(object_id: int, at: datetime, name: str, value: Any, n: int = 0) -> dic
     )
 
 
+class Recorder:
+    """A deliverer for one channel that records what it was given (the edge of the system)."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.sent: list[OutboxItem] = []
+
+    def deliver(self, item: OutboxItem) -> dict[str, Any]:
+        self.sent.append(item)
+        return {"recorded": True}
+
+
 class Harness:
     def __init__(
         self,
@@ -65,9 +78,13 @@ class Harness:
         clock: FrozenClock,
         loaded: LoadedRules | None = None,
         fetcher: Fetcher | None = None,
+        *,
+        deliver: bool = True,
     ) -> None:
         self.engine, self.clock, self.fetcher = engine, clock, fetcher
         self.loaded = loaded or load_rules()
+        self.deliver = deliver
+        self.slack, self.hubspot = Recorder("slack"), Recorder("hubspot")
 
     def webhook(self, *events: dict[str, Any], source: str = "webhooks_api") -> None:
         store_batch(
@@ -95,6 +112,9 @@ class Harness:
         if self.fetcher is not None:
             self.fetcher.run(self.engine, self.loaded, now=now)
         sweep_due(self.engine, self.loaded, now=now)
+        if self.deliver:
+            for recorder in (self.slack, self.hubspot):
+                deliver_due(self.engine, recorder, now=now, limit=1000)
 
     def at(self, when: datetime) -> None:
         self.clock.set(when)

@@ -39,12 +39,22 @@ def test_lead_show_prints_decisions_and_timeline(
     assert main(["lead", "show", "901", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     fired = [e["detail"]["step"] for e in report["events"] if e["kind"] == "step.fired"]
-    assert fired == ["first_touch.warning", "first_touch.breach", "ladder.1", "ladder.2"]
+    assert fired == [
+        "lead.assigned@20261120T150000Z",
+        "first_touch.warning",
+        "first_touch.breach",
+        "ladder.1",
+        "ladder.2",
+    ]
     assert report["lead"]["policy"] == "inbound_demo"
-    assert [s["key"] for s in report["timeline"]["steps"]][:2] == [
+    steps = {s["key"]: s for s in report["timeline"]["steps"]}
+    assert [s["key"] for s in report["timeline"]["steps"]][1:3] == [
         "first_touch.warning",
         "first_touch.breach",
     ]
+    # What the engine did, step by step: only what was sent says so.
+    assert steps["ladder.2"]["outcome"] == "sent"
+    assert steps["ladder.3"]["outcome"] == "due: decided on the next sweep"  # not "fired"
     assert main(["lead", "show", "901", "--portal", "62515"]) == 0
     out = capsys.readouterr().out
     assert "step.fired" in out and "ladder.2" in out and "Policy:  inbound_demo" in out
@@ -61,13 +71,13 @@ def test_lead_show_text_wraps_instead_of_cutting_and_gives_every_time_a_zone(
     monkeypatch.setenv("COLUMNS", "100")
     assert main(["lead", "show", "902"]) == 0
     out = capsys.readouterr().out
-    assert max(len(line) for line in out.splitlines()) <= 100
     words = " ".join(out.split())
     # the whole routing explanation and who each step went to, never cut mid-word
     assert "(value: 'demo_request')) -> policy 'inbound_demo'" in words
     assert "sent: Alex Rep (owner, at 2026-11-20 15:05:00 UTC)" in words
     assert "sent: Sam Manager (manager, at 2026-11-20 15:15:00 UTC)" in words
     events = out.split("DETAIL\n", 1)[1].split("\n\n", 1)[0]
+    assert max(len(line) for line in events.splitlines()) <= 100  # wrapped to the terminal
     for line in events.splitlines():
         assert line.startswith(" ") or line[:23].endswith(" UTC"), line
     assert main(["lead", "show", "902", "--tz", "America/New_York"]) == 0

@@ -55,8 +55,12 @@ def test_after_hours_lead_starts_its_clock_at_the_next_opening(
     h.tick()
     # 4 of 5 business minutes: 2 on Friday, 2 on Monday from 08:00 -> Monday 08:02 EST.
     assert h.lead(1).next_due_at == datetime.fromisoformat("2026-11-23T13:02:00+00:00")
+    # The owner was told at once (17:58 is still working time), with Monday's deadline.
+    (assigned,) = h.rows("slack", kind="lead.assigned")
+    assert assigned["status"] == "sent"
+    assert assigned["payload"]["deadline"] == "2026-11-23T13:03:00+00:00"
     h.at(datetime.fromisoformat("2026-11-23T13:02:00+00:00"))
-    (row,) = h.rows("slack")
+    (row,) = h.rows("slack", kind="first_touch.warning")
     assert row["payload"]["deadline"] == "2026-11-23T13:03:00+00:00"
     assert row["payload"]["timezone"] == "America/New_York"
 
@@ -69,13 +73,16 @@ def test_owner_change_keeps_the_clock_and_the_breach(engine: Engine, clock: Froz
     h.at(T0 + 6 * M)
     lead = h.lead(1)
     assert lead.owner_id == "1003" and lead.clock_started_at == T0  # no restart
-    assert "first_touch.breach" in lead.state["done"]
+    assert lead.state.decided["first_touch.breach"] == "sent"
+    h.at(T0 + 15 * M)
     h.at(T0 + 25 * M)  # the ladder goes on from the original breach, now about Casey's lead
-    reassigned = [r["payload"] for r in h.rows("slack", kind="reassigned")]
-    assert {p["old_owner"]["owner_id"] for p in reassigned} == {"1003"}
+    # A person chose Casey after the ladder started: round robin does not override that.
+    assert h.rows("slack", kind="reassigned") == [] and h.lead(1).owner_id == "1003"
+    (ladder3,) = [r for r in h.rows("slack") if r["step"] == "ladder.3"]
+    assert ladder3["payload"]["recipient"]["owner_id"] == "1003"
     with engine.connect() as conn:
         kinds = [e["kind"] for e in history(conn, lead.id or 0)]
-    assert "owner" in kinds and kinds.count("step.fired") >= 4
+    assert "owner" in kinds and "reassign.skipped" in kinds and kinds.count("step.fired") >= 4
 
 
 def test_owner_assigned_clock_waits_for_an_owner_then_never_restarts(
@@ -103,23 +110,28 @@ def test_owner_assigned_clock_waits_for_an_owner_then_never_restarts(
     h.at(assigned + 2 * M)
     assert h.lead(1).next_due_at == assigned + 4 * M  # same deadline, new owner
     h.at(assigned + 4 * M)
-    (row,) = h.rows("slack")
+    told = [r["payload"]["recipient"]["owner_id"] for r in h.rows("slack", kind="lead.assigned")]
+    assert told == ["1001", "1002"]  # each owner heard the moment the lead was theirs
+    (row,) = h.rows("slack", kind="first_touch.warning")
     assert row["payload"]["recipient"]["owner_id"] == "1002"
 
 
 def test_slack_rows_follow_the_payload_contract(engine: Engine, clock: FrozenClock) -> None:
     h = Harness(engine, clock)
     h.webhook(_sync(1, {**PROPS, "firstname": "Ann", "company": "Acme"}))
-    h.at(T0 + 25 * M)
+    for minute in (0, 4, 5, 15, 25):
+        h.at(T0 + minute * M)
     rows = h.rows("slack")
-    assert {r["kind"] for r in rows} == {"first_touch.warning", "ladder", "reassigned"}
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"lead.assigned", "first_touch.warning", "ladder", "reassigned"}
     for r in rows:
         p = r["payload"]
         assert set(p) >= PAYLOAD_KEYS and set(p["lead"]) >= LEAD_KEYS
         assert p["kind"] == r["kind"] and p["thread_key"] == f"lead:{r['lead_id']}"
         assert set(p["recipient"]) == {"role", "slack", "email", "owner_id", "name"}
         assert {"count", "min", "max", "history"} <= set(p["touches"])
-        assert r["idempotency_key"].startswith(f"lead:{r['lead_id']}:g0:{p['step_key']}")
+        assert r["idempotency_key"].startswith(f"lead:{r['lead_id']}:{p['step_key']}")
+        assert r["step"] == p["step_key"] and r["recipient"].startswith(p["recipient"]["role"])
         assert p["lead"]["hubspot_url"].endswith(f"/record/0-1/{r['object_id']}")
     assert all("old_owner" in r["payload"] for r in rows if r["kind"] == "reassigned")
 
@@ -164,7 +176,8 @@ def test_a_lead_whose_decision_fails_is_retried_later_without_losing_steps(
             .values(policy_snapshot='{"format": 99}', policy_hash="broken")
         )
     h.at(T0 + 4 * M)
-    assert [r["object_id"] for r in h.rows("slack")] == [2]  # the other lead is not held up
+    warned = [r["object_id"] for r in h.rows("slack", kind="first_touch.warning")]
+    assert warned == [2]  # the other lead is not held up
     broken = h.lead(1)
     assert broken.next_due_at == T0 + 4 * M + timedelta(minutes=5)
-    assert "done" not in broken.state or broken.state["done"] == []
+    assert "first_touch.warning" not in broken.state.decided

@@ -17,6 +17,7 @@ def test_snapshot_is_json_and_hash_is_stable(tmp_path: Path) -> None:
     assert snap["definition"]["first_touch"] == {
         "within": "30 business minutes",
         "clock_starts": "created",
+        "on_assignment": [{"notify_owner": True}],
         "warning": {"at": "80%", "do": [{"notify_owner": True}]},
     }
     assert set(snap["calendars"]) == {"ny"}

@@ -32,6 +32,7 @@ def test_acceptance_friday_evening_lead_is_due_tuesday_0825_after_mlk_day(tmp_pa
 def test_ladder_keys_offsets_and_repeats(tmp_path: Path) -> None:
     tl = build_timeline(rules_from(tmp_path, BASE, POLICY), 1, LEAD)
     assert dues(tl) == {
+        "lead.assigned@20270115T225500Z": "2027-01-15T22:55Z",  # the owner hears at once
         "first_touch.warning": "2027-01-19T13:19Z",  # 80% of 30 = 24 business minutes
         "first_touch.breach": "2027-01-19T13:25Z",
         "ladder.1": "2027-01-19T13:25Z",
@@ -41,7 +42,7 @@ def test_ladder_keys_offsets_and_repeats(tmp_path: Path) -> None:
         "ladder.4#r1": "2027-01-19T15:25Z",
         "ladder.4#r2": "2027-01-19T16:25Z",
     }
-    assert [s.key for s in tl.steps][:2] == ["first_touch.warning", "first_touch.breach"]
+    assert [s.key for s in tl.steps][1:3] == ["first_touch.warning", "first_touch.breach"]
     assert all(s.state == FIRED for s in tl.steps)
     assert tl.status == "breached"
 
@@ -70,8 +71,8 @@ def test_touch_in_time_cancels_breach_and_ladder(tmp_path: Path) -> None:
     rules = rules_from(tmp_path, BASE, POLICY)
     tl = build_timeline(rules, 1, LEAD, touches=[Touch(utc("2027-01-19T13:20:00Z"))])
     states = {s.key: s.state for s in tl.steps}
-    assert states["first_touch.warning"] == FIRED
-    assert {states[k] for k in states if k != "first_touch.warning"} == {CANCELLED}
+    assert states["first_touch.warning"] == states["lead.assigned@20270115T225500Z"] == FIRED
+    assert {states[k] for k in states if k.startswith(("first_touch.b", "ladder"))} == {CANCELLED}
     assert tl.step("ladder.1").why == "first touch at 2027-01-19T13:20:00+00:00"
     assert tl.status == "touched"
 
@@ -234,15 +235,17 @@ def test_pause_holds_steps_and_restarts_the_cadence_at_the_resume_date(tmp_path:
     touch = [Touch(utc("2027-01-19T13:10:00Z"))]
     tl = build_timeline(rules, 1, lead, touches=touch, now=utc("2027-01-20T15:00:00Z"))
     assert tl.status == "paused"
-    resume = tl.step("pause.resume")
+    resume = tl.step("pause.resume@20270301T000000Z")
     assert resume.due_at == utc("2027-03-01T00:00:00Z") and resume.state == PENDING
-    # The cadence restarts at the resume date (a Monday, 08:00 New York opening + 1 business day).
-    assert tl.step("cadence.touch2.due").due_at == utc("2027-03-01T23:00:00Z")
+    # The cadence restarts at the resume date (a Monday, 08:00 New York opening + 1 business day):
+    # a new occurrence of the touch-2 nudge, keyed by the date.
+    assert tl.step("cadence.touch2.due@20270301T000000Z").due_at == utc("2027-03-01T23:00:00Z")
     no_date = build_timeline(
         rules, 1, dict(lead, follow_up=None), touches=touch, now=utc("2027-01-20T12:00:00Z")
     )
     assert no_date.step("cadence.touch2.due").state == PAUSED  # due 13:10, paused since 12:00
-    assert no_date.status == "paused" and "pause.resume" not in {s.key for s in no_date.steps}
+    assert no_date.status == "paused"
+    assert not any(s.key.startswith("pause.resume") for s in no_date.steps)
 
 
 def test_premature_disqualification_is_flagged_and_reverted(tmp_path: Path) -> None:
@@ -256,7 +259,7 @@ def test_premature_disqualification_is_flagged_and_reverted(tmp_path: Path) -> N
     lead = dict(LEAD, hs_lead_status="UNQUALIFIED")
     touch = [Touch(utc("2027-01-19T13:10:00Z"))]
     tl = build_timeline(rules, 1, lead, touches=touch, now=utc("2027-01-19T14:00:00Z"))
-    step = tl.step("disqualification.premature")
+    step = tl.step("disqualification.premature@20270119T140000Z")
     assert step.due_at == utc("2027-01-19T14:00:00Z") and step.state == FIRED
     assert (step.detail["touches"], step.detail["min_touches"], step.detail["revert"]) == (
         1,
@@ -268,7 +271,7 @@ def test_premature_disqualification_is_flagged_and_reverted(tmp_path: Path) -> N
     assert tl.step("recycle").state == PENDING  # reverted: the cadence goes on
     enough = [Touch(utc(f"2027-01-19T13:{m}:00Z")) for m in (10, 20, 30)]
     legit = build_timeline(rules, 1, lead, touches=enough, now=utc("2027-01-19T14:00:00Z"))
-    assert "disqualification.premature" not in {s.key for s in legit.steps}
+    assert not any(s.kind == "disqualification.premature" for s in legit.steps)
     assert legit.status == "disqualified"
 
 
@@ -317,5 +320,5 @@ def test_timeline_is_json_serialisable(tmp_path: Path) -> None:
     rules = rules_from(tmp_path, BASE, with_cadence())
     tl = build_timeline(rules, 1, LEAD, touches=[Touch(utc("2027-01-19T13:10:00Z"))])
     data = json.loads(json.dumps(tl.to_dict()))
-    assert data["steps"][0]["key"] == "first_touch.warning"
+    assert data["steps"][1]["key"] == "first_touch.warning"
     assert {s["key"] for s in data["steps"]} >= {"first_touch.breach", "ladder.4#r2", "recycle"}

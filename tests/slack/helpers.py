@@ -52,8 +52,8 @@ def add_lead(engine: Engine, now: datetime, *, object_id: int = 901, owner: str 
 
 def payload(lead_id: int, now: datetime, **over: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "kind": "first_touch.nudge",
-        "step_key": "first_touch.nudge",
+        "kind": "lead.assigned",
+        "step_key": "lead.assigned",
         "thread_key": f"lead:{lead_id}",
         "recipient": {
             "role": "owner",

@@ -51,7 +51,9 @@ def test_webhook_to_dm_to_logged_touch_to_hubspot_and_the_ladder_stops(
     )
     services = Services(settings=settings, engine=engine, clock=clock, rules=holder)
     http = create_app(services=services).test_client()
-    worker = Harness(engine, clock, loaded=holder.current(), fetcher=Fetcher(hubspot_client))
+    worker = Harness(
+        engine, clock, loaded=holder.current(), fetcher=Fetcher(hubspot_client), deliver=False
+    )
     slack, hubspot = slack_deliverer(services), HubSpotWriter({PORTAL: hubspot_client})
 
     def at(when: datetime) -> None:  # one worker tick, then both deliverers
@@ -67,11 +69,14 @@ def test_webhook_to_dm_to_logged_touch_to_hubspot_and_the_ladder_stops(
         == 200
     )
     at(T0)
-    at(T0 + 4 * M - timedelta(seconds=1))
-    assert fake_slack.all_messages() == []  # nothing before the warning is due
-    at(T0 + 4 * M)
     dm = fake_slack.dm_of(ALEX) or ""
-    [warning] = fake_slack.messages(dm)
+    [assigned] = fake_slack.messages(dm)  # the owner hears at once that the lead is theirs
+    assert assigned["text"] == "New lead Dana Lead (Acme) needs a first touch"
+    assert "Fri Nov 20, 10:05 AM EST" in str(assigned["blocks"])
+    at(T0 + 4 * M - timedelta(seconds=1))
+    assert len(fake_slack.all_messages()) == 1  # nothing else before the warning is due
+    at(T0 + 4 * M)
+    [_, warning] = fake_slack.messages(dm)
     assert warning["text"] == "First touch for Dana Lead (Acme) is due soon"
     assert "Fri Nov 20, 10:05 AM EST" in str(warning["blocks"])
 
@@ -98,6 +103,6 @@ def test_webhook_to_dm_to_logged_touch_to_hubspot_and_the_ladder_stops(
     assert {"to_type": "contacts", "to_id": "901"}.items() <= call["associations"][0].items()
     for minutes in (5, 15, 25, 35):  # the ladder's steps: none of them fires
         at(T0 + minutes * M)
-    assert len(fake_slack.all_messages()) == 1
+    assert len(fake_slack.all_messages()) == 2
     assert worker.rows("slack", kind="ladder") == []
     assert "Handled: call (attempt)" in str(fake_slack.messages(dm)[0]["blocks"])

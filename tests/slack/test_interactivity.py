@@ -195,9 +195,9 @@ def test_on_it_acknowledges_and_marks_the_message(
     workspace: FakeSlack,
 ) -> None:
     press(http, slack, clock, button(ACK, ALEX, lead["id"], 0, lead["channel"], lead["ts"]))
-    state = get_lead(engine, lead["id"]).state
-    assert state["ack"]["by"] == ALEX
-    assert state["ack"]["until"] == (clock.now() + timedelta(minutes=30)).isoformat()
+    ack = get_lead(engine, lead["id"]).state.ack
+    assert ack is not None and ack.by == ALEX
+    assert ack.until == clock.now() + timedelta(minutes=30)
     [text] = ephemerals_for(workspace, ALEX)
     assert text.startswith("Got it")
     [root] = workspace.messages(lead["channel"])
@@ -239,7 +239,7 @@ def test_log_touch_modal_records_the_touch_and_the_hubspot_engagement(
     response = press(http, slack, clock, submission(view, ALEX, values))
     assert response.status_code == 200 and response.data == b""
     touched = get_lead(engine, lead["id"])
-    assert [(t["kind"], t["connect"]) for t in touched.touches] == [("call", True)]
+    assert [(t.kind, t.connect) for t in touched.touches] == [("call", True)]
     with engine.connect() as conn:
         hubspot = conn.execute(select(outbox).where(outbox.c.channel == "hubspot")).one()
     assert json.loads(hubspot.payload)["kind"] == "call"
@@ -264,8 +264,8 @@ def test_snooze_offers_only_choices_within_the_cap(
     options = view["blocks"][1]["element"]["options"]
     assert max(int(o["value"]) for o in options) <= 24 * 3600
     press(http, slack, clock, submission(view, ALEX, {"until": selected("3600")}))
-    until = get_lead(engine, lead["id"]).state["snooze_until"]
-    assert until == (clock.now() + timedelta(hours=1)).isoformat()
+    snoozed = get_lead(engine, lead["id"]).state.snooze
+    assert snoozed is not None and snoozed.until == clock.now() + timedelta(hours=1)
 
 
 def test_manager_reassigns_to_a_teammate_and_both_reps_hear_of_it(
@@ -300,7 +300,8 @@ def test_admin_may_act_on_any_lead(
     workspace: FakeSlack,
 ) -> None:
     press(http, slack, clock, button(ACK, ADMIN, lead["id"], 0, "C0SALES001", "1.1"))
-    assert get_lead(engine, lead["id"]).state["ack"]["by"] == ADMIN
+    ack = get_lead(engine, lead["id"]).state.ack
+    assert ack is not None and ack.by == ADMIN
 
 
 def test_the_answer_does_not_wait_for_slack(

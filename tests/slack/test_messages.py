@@ -48,7 +48,7 @@ def test_manager_and_channel_messages_offer_reassign() -> None:
 
 def test_cadence_reminder_counts_touches() -> None:
     due = payload(7, NOW, kind="cadence.due", touches={"count": 2, "min": 8, "max": 12})
-    assert plain_text(due, now=NOW).startswith("Touch 3 of 8 due today for Jane Doe (Acme)")
+    assert plain_text(due, now=NOW).startswith("Touch 3 of 8 due for Jane Doe (Acme)")
 
 
 def test_recycle_notice_has_reason_history_and_no_buttons() -> None:

@@ -43,7 +43,7 @@ def test_storm_of_429_and_5xx_delivers_each_message_exactly_once(
             "owner_id": str(n % REPS),
             "name": f"Rep {n % REPS}",
         }
-        for kind in ("first_touch.nudge", "first_touch.warning"):
+        for kind in ("lead.assigned", "first_touch.warning"):
             keys.append(f"lead:{lead}:{kind}")
             queue(engine, lead, clock.now(), keys[-1], kind=kind, step_key=kind, recipient=rep)
     deliverer = SlackDeliverer(

@@ -62,7 +62,7 @@ def test_without_a_token_there_is_nothing_to_do(engine, clock, fake_hubspot) -> 
     names = [name for name, _, _ in jobs(services)]
     assert not [n for n in names if "hubspot" in n]
     wiring = HubSpotJobs(services)
-    assert wiring.reconcile() is None
+    assert wiring.reconcile() == []
     assert wiring.deliver() == (0, 0)
     assert fake_hubspot.requests == []
     assert get_watermark(engine, PORTAL) is None
@@ -96,10 +96,10 @@ def test_jobs_discover_the_portal_and_do_their_work(wired, engine, clock, fake_h
     add_row(engine, "w1", payload, now=clock.now())
 
     assert wired.deliver() == (1, 0)
-    res = wired.reconcile()
+    [res] = wired.reconcile()
 
     assert row(engine, "w1").status == "sent"
-    assert res is not None and res.portal_id == PORTAL and res.stored == 1
+    assert res.portal_id == PORTAL and res.stored == 1
     assert get_watermark(engine, PORTAL) == T0 - timedelta(seconds=30)
     discovery = [r for r in fake_hubspot.requests if r.path == "/account-info/v3/details"]
     assert len(discovery) == 1  # once per worker process
@@ -115,16 +115,16 @@ def test_a_configured_portal_id_skips_discovery(engine, clock, fake_hubspot) -> 
     )
     wiring = HubSpotJobs(services)
     try:
-        res = wiring.reconcile()
+        [res] = wiring.reconcile()
     finally:
         wiring.close()
-    assert res is not None and res.portal_id == 4242
+    assert res.portal_id == 4242
     assert get_watermark(engine, 4242) is not None
     assert all(r.path != "/account-info/v3/details" for r in fake_hubspot.requests)
 
 
 def test_a_failed_run_is_logged_not_raised(wired, engine, fake_hubspot, caplog) -> None:
     fake_hubspot.fail_next(1, status=400, path_contains="/search")
-    assert wired.reconcile() is None
-    assert "reconcile failed, the next run repeats the window" in caplog.text
+    assert wired.reconcile() == []
+    assert "reconcile portal 62515 failed, the next run repeats the window" in caplog.text
     assert get_watermark(engine, PORTAL) is None

@@ -6,18 +6,8 @@ import threading
 
 import pytest
 
-from integrations.hubspot.fake import ManualClock
+from integrations.hubspot.fake import ManualClock, max_in_any_window
 from integrations.hubspot.ratelimit import SlidingWindowRateLimiter
-
-
-def _max_in_any_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while times[lo] <= t - window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 def test_250_grants_never_exceed_100_per_10_seconds():
@@ -26,7 +16,7 @@ def test_250_grants_never_exceed_100_per_10_seconds():
 
     grants = [limiter.acquire() for _ in range(250)]
 
-    assert _max_in_any_window(grants, 10.0) == 100
+    assert max_in_any_window(grants, 10.0) == 100
     start = grants[0]
     assert grants[99] == start and grants[100] == start + 10 and grants[200] == start + 20
     assert sum(clock.sleeps) == pytest.approx(20.0)
@@ -51,7 +41,7 @@ def test_limiter_is_thread_safe():
         t.join()
 
     assert len(grants) == 200
-    assert _max_in_any_window(grants, 1.0) <= 10
+    assert max_in_any_window(grants, 1.0) <= 10
 
 
 def test_pause_holds_every_caller_back():
@@ -78,7 +68,7 @@ def test_client_spreads_250_calls_over_the_window(fake_hubspot, hubspot_client, 
         times.append(hubspot_clock.monotonic())  # the clock only moves while the limiter waits
 
     assert len(fake_hubspot.requests) == 250
-    assert _max_in_any_window(times, 10.0) == 100
+    assert max_in_any_window(times, 10.0) == 100
     assert times[-1] - times[0] == pytest.approx(20.0)
 
 

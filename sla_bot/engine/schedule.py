@@ -1,10 +1,11 @@
-"""A lead's timeline now: its pinned policy, its touches, its clock (what the sweep decides on)."""
+"""A lead's timeline now: its pinned policy, its history, its touches (what decisions read)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sla_bot.engine.leads import Lead
+from sla_bot.engine.state import history
 from sla_bot.engine.touches import for_timeline
 from sla_bot.rules import RuleSet, Timeline, build_timeline
 
@@ -22,5 +23,11 @@ def timeline_of(lead: Lead, pinned: RuleSet, now: datetime) -> Timeline | None:
         props["hubspot_owner_assigneddate"] = lead.clock_started_at.isoformat()
     touches = for_timeline(lead.touches, policy.touches.signals)
     return build_timeline(
-        pinned, lead.portal_id, props, touches=touches, now=now, policy=lead.policy
+        pinned,
+        lead.portal_id,
+        props,
+        touches=touches,
+        now=now,
+        policy=lead.policy,
+        history=history(lead.state),
     )
