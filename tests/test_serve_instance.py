@@ -106,7 +106,7 @@ def test_readyz_answers_alike_in_every_web_worker_while_an_edit_is_refused(
 
         log = service.log.read_text()
         assert log.count("loaded from 1 file(s)") == 2, log  # v1 and v2: once each
-        assert log.count("HUBSPOT_ACCESS_TOKEN is not set") == 1, log
+        assert log.count("SLACK_BOT_TOKEN is not set") == 1, log
         assert log.count("the last good rules stay in force") == 1, log
         metrics = requests.get(service.url + "/metrics", timeout=5).text
         assert "sla_bot_rules_reload_errors_total 1.0" in metrics

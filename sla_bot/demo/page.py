@@ -261,7 +261,7 @@ def lead_rows(ctx: DemoContext) -> list[dict[str, Any]]:
                 "owner": owner.name if owner else (lead.owner_id or "-"),
                 "policy": lead.policy or "-",
                 "state": (timeline or {}).get("status") or lead.status,
-                "touches": lead.touch_count,
+                "touches": len(lead.touches),
                 "next": _next(lead.next_due_at, now, ctx.clock.speed),
             }
         )
