@@ -14,7 +14,12 @@ from sqlalchemy import select, update
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("dead-letters", help="list signed webhook bodies that could not be used")
+    p = sub.add_parser(
+        "dead-letters",
+        help="list signed webhook bodies that could not be used",
+        description="List, show or resolve signed webhook bodies the service kept because it "
+        "could not use them, with the reason. Reads DATABASE_URL.",
+    )
     p.add_argument("--show", type=int, metavar="ID", help="print one body in full")
     p.add_argument("--resolve", type=int, metavar="ID", help="mark one as handled")
     p.add_argument("--all", action="store_true", help="include resolved ones")
@@ -22,12 +27,15 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sla_bot.cli import _settings
+    from sla_bot.cli import require_database, require_schema_current, settings_from_env
     from sla_bot.clock import SystemClock
     from sla_bot.db.engine import make_engine, write_transaction
     from sla_bot.db.schema import dead_letters as dl
 
-    engine = make_engine(_settings().database_url)
+    settings = settings_from_env()
+    require_database(settings)
+    engine = make_engine(settings.database_url)
+    require_schema_current(engine, settings)
     if args.show is not None:
         with engine.connect() as conn:
             row = conn.execute(select(dl).where(dl.c.id == args.show)).first()

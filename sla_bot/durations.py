@@ -29,6 +29,11 @@ _WALL_PARTS = (
 )
 _WALL_RE = re.compile(r"\s*".join(rf"(?:(?P<{p}>[0-9]{{1,12}})\s*{p})?" for p, _, _ in _WALL_PARTS))
 _BUSINESS_RE = re.compile(r"(?P<n>[0-9]{1,12})\s+business\s+(?P<unit>second|minute|hour|day)s?")
+# Spelled-out wall units ("15 minutes", "2 hrs"): refused, but with the spelling that works.
+_WORDY_RE = re.compile(
+    r"(?P<n>[0-9]{1,12})\s*"
+    r"(?P<unit>s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)"
+)
 
 
 class DurationError(ValueError):
@@ -78,7 +83,20 @@ def parse_duration(text: str | int) -> Duration:
         return _business(text, int(match["n"]), match["unit"] + "s")
     if cleaned and (match := _WALL_RE.fullmatch(cleaned)):
         return _wall(text, match)
+    if match := _WORDY_RE.fullmatch(cleaned):
+        raise DurationError(f'bad duration "{text}": {_suggestion(match)}')
     raise DurationError(f'bad duration "{text}": {_HINT}')
+
+
+def _suggestion(match: re.Match[str]) -> str:
+    """'15 minutes' -> 'write 15m for wall-clock time, or "15 business minutes"...'."""
+    n, letter = match["n"], match["unit"][0]
+    wall = f"write {n}{letter} for wall-clock time"
+    if letter == "w":
+        return wall
+    word = {"s": "second", "m": "minute", "h": "hour", "d": "day"}[letter]
+    plural = "" if n == "1" else "s"
+    return f'{wall}, or "{n} business {word}{plural}" for business time'
 
 
 def _business(text: str, amount: int, unit: str) -> Duration:

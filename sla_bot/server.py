@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from sla_bot.config import Settings
+from sla_bot.rules.shared import SharedRules
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -28,6 +36,99 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):  # exotic libc: run without the safety net
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+
+
+INSTANCE_ENV = "SLA_BOT_INSTANCE_DIR"  # set by `serve` and `web` for their own processes
+
+
+@contextlib.contextmanager
+def instance_dir() -> Iterator[Path]:
+    """A private directory shared by the processes of this `serve` or `web`, removed at exit.
+
+    It holds the instance's rules in force and its once-only announcements
+    (sla_bot.rules.shared). Children (gunicorn workers, the worker process) inherit it.
+    """
+    existing = os.environ.get(INSTANCE_ENV)
+    if existing:  # started by an instance (e.g. serve's worker process): share its directory
+        yield Path(existing)
+        return
+    _remove_stale_instance_dirs()
+    creator = os.getpid()
+    path = Path(tempfile.mkdtemp(prefix=f"sla-bot-run-{creator}-"))
+    os.environ[INSTANCE_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        # gunicorn's web workers are forks that leave through this frame too (SystemExit):
+        # only the process that made the directory may remove it.
+        if os.getpid() == creator:
+            os.environ.pop(INSTANCE_ENV, None)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_stale_instance_dirs() -> None:
+    """Directories of instances killed outright (SIGKILL, OOM) could not remove themselves."""
+    for stale in Path(tempfile.gettempdir()).glob("sla-bot-run-*-*"):
+        pid = stale.name.split("-")[3]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def shared_rules() -> SharedRules | None:
+    directory = os.environ.get(INSTANCE_ENV)
+    return SharedRules(Path(directory)) if directory and Path(directory).is_dir() else None
+
+
+def first_in_instance(event: str) -> bool:
+    """True in one process per instance (every process when it runs on its own)."""
+    shared = shared_rules()
+    return shared is None or shared.first(event)
+
+
+def port_problem(settings: Settings) -> str | None:
+    """Say so at once if the port is taken, instead of gunicorn's five retries."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((settings.host, settings.port))
+        except PermissionError:
+            return (
+                f"no permission to listen on port {settings.port}: set SLA_BOT_PORT to a port "
+                "above 1023"
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"{settings.host}:{settings.port} is already in use (another sla-bot, or "
+                    f"another program): set SLA_BOT_PORT to a free port, e.g. "
+                    f"SLA_BOT_PORT={settings.port + 1}"
+                )
+            return (
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror} (SLA_BOT_HOST)"
+            )
+    return None
+
+
+class GunicornLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's own log lines go through our handler, so SLA_BOT_LOG_FORMAT=json covers them."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True
 
 
 class WebServer(BaseApplication):  # type: ignore[misc]
@@ -49,10 +150,15 @@ class WebServer(BaseApplication):  # type: ignore[misc]
             "keepalive": 2,
             "accesslog": None,
             "post_fork": lambda _server, _worker: die_with_parent(),
+            "logger_class": GunicornLogger,
+            # gunicorn >= 24 opens a control socket, by default ~/.gunicorn/gunicorn.ctl: one
+            # path for every instance on the machine, failing on a read-only home. Unused here.
+            "control_socket_disable": True,
             **self.extra,
         }
         for key, value in options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # older gunicorn lacks the control socket settings
+                self.cfg.set(key, value)
 
     def load(self) -> Any:
         return self.app_factory()
@@ -73,9 +179,9 @@ def _worker_child_setup() -> None:
     os.nice(10)
 
 
-def start_worker_process() -> subprocess.Popen[bytes]:
+def start_worker_process(argv: Sequence[str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "sla_bot", "worker"],
+        list(argv or [sys.executable, "-m", "sla_bot", "worker"]),
         preexec_fn=_worker_child_setup,  # noqa: PLW1509 - prctl and nice only
     )
 

@@ -38,9 +38,12 @@ def split_once(services: Services) -> None:
 
 
 def reload_rules(services: Services) -> None:
-    if services.rules is not None and services.rules.reload_if_changed():
-        metrics.RULES_VALID.set(1)
-        log.info("rules %s now in force", services.rules.current().version)
+    """The holder logs loads and refusals once per instance; this process is the one that
+    routes leads, so it also says when new rules apply to them. The gauge is per process."""
+    if services.rules is not None:
+        if services.rules.reload_if_changed():
+            log.info("rules %s now in force for new leads", services.rules.current().version)
+        metrics.RULES_VALID.set(0 if services.rules.errors else 1)
 
 
 def checkpoint_wal(services: Services) -> None:

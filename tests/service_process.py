@@ -52,8 +52,8 @@ class ServiceProcess:
             try:
                 if requests.get(self.url + "/readyz", timeout=5).status_code == 200:
                     return self
-            except (requests.ConnectionError, requests.Timeout):
-                pass  # still starting (slowly, on a busy machine)
+            except requests.RequestException:  # not listening yet, or busy booting
+                pass
             time.sleep(0.1)
         raise RuntimeError(f"{self.command} not ready: {self.log.read_text()[-2000:]}")
 

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from integrations.hubspot.signatures import sign_v1, sign_v2, sign_v3
+from sla_bot import webhook_tool
 
 SECRET = "test-client-secret"
 URL = "http://localhost/webhooks/hubspot"
@@ -21,18 +21,9 @@ def signed_headers(
     url: str = URL,
     method: str = "POST",
 ) -> dict[str, str]:
-    headers = {"Content-Type": "application/json"}
-    if version == "v3":
-        ts = str(int(now.timestamp() * 1000))
-        headers["X-HubSpot-Signature-v3"] = sign_v3(secret, method, url, body, ts)
-        headers["X-HubSpot-Request-Timestamp"] = ts
-    elif version == "v2":
-        headers["X-HubSpot-Signature"] = sign_v2(secret, method, url, body)
-        headers["X-HubSpot-Signature-Version"] = "v2"
-    else:
-        headers["X-HubSpot-Signature"] = sign_v1(secret, body)
-        headers["X-HubSpot-Signature-Version"] = "v1"
-    return headers
+    return webhook_tool.signed_headers(
+        body, url=url, secret=secret, now=now, version=version, method=method
+    )
 
 
 def event(

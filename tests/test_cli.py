@@ -94,3 +94,79 @@ def test_dead_letters_are_listed_and_shown(tmp_path: Path) -> None:
     assert '[{"broken"' in run("dead-letters", "--show", "1", env=env).stdout
     assert run("dead-letters", "--resolve", "1", env=env).returncode == 0
     assert run("dead-letters", env=env).stdout.strip() == "no dead letters"
+
+
+def test_every_command_explains_itself_and_there_is_a_version(capsys: Any) -> None:
+    import pytest
+
+    from sla_bot import __version__
+    from sla_bot.cli import main
+
+    assert run("--version").stdout.strip() == f"sla-bot {__version__}"
+    for command, words in {
+        "serve": "apply database migrations",
+        "web": "only the web server",
+        "worker": "only the background worker",
+        "check-config": "effective configuration",
+        "dead-letters": "could not use",
+        "demo": "fake HubSpot",
+    }.items():
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert words in out, (command, out)
+
+
+def test_outside_the_repository_commands_say_what_is_missing(tmp_path: Path) -> None:
+    """No traceback, no empty sla-bot.db left behind, and the path that was looked for."""
+    for args in (("dead-letters",), ("lead", "show", "5")):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2, result
+        assert f"no database at {tmp_path / 'sla-bot.db'}" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert "DATABASE_URL" in result.stderr
+    assert not (tmp_path / "sla-bot.db").exists()
+    (tmp_path / "sla-bot.db").touch()
+    empty = run("dead-letters", cwd=tmp_path)
+    assert empty.returncode == 2 and "has no sla-bot tables yet" in empty.stderr
+
+
+def test_check_config_fails_like_serve_when_the_rules_directory_is_missing(
+    tmp_path: Path,
+) -> None:
+    checked = run("check-config", cwd=tmp_path)
+    served = run("serve", cwd=tmp_path)
+    for result in (checked, served):
+        assert result.returncode == 2
+        assert f"the rules directory {tmp_path / 'rules'} does not exist" in result.stderr
+        assert "SLA_BOT_RULES_DIR" in result.stderr
+    assert "configuration is valid" not in checked.stdout
+    assert not (tmp_path / "sla-bot.db").exists()  # serve stopped before creating it
+    ok = run("check-config", env={"SLA_BOT_RULES_DIR": str(ROOT / "rules")}, cwd=tmp_path)
+    assert ok.returncode == 0 and "configuration is valid" in ok.stdout
+    assert "inbound_demo" in ok.stdout or "1 policies" in ok.stdout
+
+
+def test_db_upgrade_does_not_repeat_the_credential_notices(tmp_path: Path) -> None:
+    result = run("db", "upgrade", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert result.returncode == 0
+    assert "is not set" not in result.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(monkeypatch: Any) -> None:
+    """`sla-bot ... | head`: writing to a closed pipe ends quietly with 141, as `cat` does."""
+    import sys as _sys
+
+    from sla_bot.cli import main
+
+    read, write = os.pipe()
+    os.close(read)
+    saved = os.dup(1)
+    stream = os.fdopen(write, "w")
+    monkeypatch.setattr(_sys, "stdout", stream)
+    try:
+        assert main(["rules", "check", str(ROOT / "rules")]) == 141
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        stream.close()

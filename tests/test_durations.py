@@ -91,7 +91,8 @@ def test_rejected_text_names_the_input_and_the_accepted_forms(text: str) -> None
     with pytest.raises(DurationError) as err:
         parse_duration(text)
     assert f'"{text}"' in str(err.value)
-    assert "30s" in str(err.value) or "0s or 0m" in str(err.value) or "366" in str(err.value)
+    message = str(err.value)
+    assert "30s" in message or "0s or 0m" in message or "366" in message or "write " in message
 
 
 @pytest.mark.parametrize("value", [300, 0, True, 1.5, None])
@@ -102,11 +103,27 @@ def test_bare_numbers_are_refused_because_the_unit_would_be_a_guess(value: objec
 
 def test_error_message_matches_the_documented_shape() -> None:
     with pytest.raises(DurationError) as err:
-        parse_duration("5 mins")
+        parse_duration("5 minuts")
     assert str(err.value) == (
-        'bad duration "5 mins": expected e.g. 30s, 5m, 2h, 3d or "4 business hours", '
+        'bad duration "5 minuts": expected e.g. 30s, 5m, 2h, 3d or "4 business hours", '
         '"2 business days"'
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "suggested"),
+    [
+        ("15 minutes", 'write 15m for wall-clock time, or "15 business minutes"'),
+        ("1 hour", 'write 1h for wall-clock time, or "1 business hour"'),
+        ("2 Days", 'write 2d for wall-clock time, or "2 business days"'),
+        ("5mins", 'write 5m for wall-clock time, or "5 business minutes"'),
+        ("3 weeks", "write 3w for wall-clock time"),
+    ],
+)
+def test_spelled_out_units_get_the_spelling_that_works(text: str, suggested: str) -> None:
+    with pytest.raises(DurationError) as err:
+        parse_duration(text)
+    assert str(err.value).startswith(f'bad duration "{text}": {suggested}')
 
 
 def test_duration_error_is_a_value_error() -> None:

@@ -88,6 +88,18 @@ class FakeSlack(LocalServer):
         with self._lock:
             self.ws.conversations[channel_id] = Conversation(channel_id, name=name)
 
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self.ws.users.get(user_id)
+            return dict(found) if found else None
+
+    def conversation_list(self) -> list[dict[str, Any]]:
+        """Every conversation as {id, name, user} (`user`: the other member of a DM)."""
+        with self._lock:
+            return [
+                {"id": c.id, "name": c.name, "user": c.user} for c in self.ws.conversations.values()
+            ]
+
     def dm_of(self, user_id: str) -> str | None:
         with self._lock:
             return next((c.id for c in self.ws.conversations.values() if c.user == user_id), None)

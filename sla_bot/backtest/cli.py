@@ -104,10 +104,10 @@ def _rules(directory: Path) -> Any:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from sla_bot.cli import _settings
+    from sla_bot.cli import settings_from_env
     from sla_bot.db import migrate
 
-    settings = _settings()
+    settings = settings_from_env()
     period = _period(args, SystemClock().now())
     candidate = _rules(args.rules or settings.rules_dir)
     baseline = _rules(args.against) if args.against else None

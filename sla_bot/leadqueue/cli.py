@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from sla_bot.backtest.load import open_readonly
-    from sla_bot.cli import _rules_holder, _settings
+    from sla_bot.cli import rules_holder, settings_from_env
     from sla_bot.clock import SystemClock
     from sla_bot.durations import DurationError, parse_duration
     from sla_bot.leadqueue.query import QueueFilter, open_leads
@@ -53,8 +53,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             )
             return 2
         due = d.as_timedelta()
-    settings = _settings()
-    loaded = _rules_holder(settings).current()
+    settings = settings_from_env()
+    loaded = rules_holder(settings).current()
     filt = QueueFilter(
         breached=args.breached,
         due_within=due,

@@ -28,9 +28,9 @@ def register(subparsers: Any) -> None:
 
 
 def _open() -> Any:
-    from sla_bot.cli import _services, _settings
+    from sla_bot.cli import build_services, settings_from_env
 
-    return _services(_settings())
+    return build_services(settings_from_env())
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -4,6 +4,10 @@
 of each rule file; only when names, sizes or mtimes change are the files read and hashed, and only
 when the content hash changes are they parsed and validated. An invalid edit keeps the last good
 rules in force and records the errors for /readyz and the metrics.
+
+With `shared` (the processes of one `serve` or `web`), the last good rules are the instance's,
+not the process's: a process that meets a refused edit takes the rules its siblings put in force,
+and each load or refusal is announced (logged, `on_error`) by one process only.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sla_bot.clock import Clock, SystemClock
 from sla_bot.rules.errors import RuleError
 from sla_bot.rules.loader import Source, content_version, load_sources, rule_files
 from sla_bot.rules.ruleset import RuleSet, snapshot_hash
+from sla_bot.rules.shared import SharedRules
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +58,11 @@ class RulesHolder:
         *,
         on_error: Callable[[list[RuleError]], None] | None = None,
         clock: Clock | None = None,
+        shared: SharedRules | None = None,
     ) -> None:
         self.directory = Path(directory)
         self._on_error = on_error
+        self._shared = shared
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._current: LoadedRules | None = None
@@ -112,7 +119,10 @@ class RulesHolder:
                 return self._failed(result.errors)
             self._current = LoadedRules(result.ruleset, version, self._clock.now())
             self._errors = []
-            log.info("rules %s loaded from %d file(s)", version, len(sources))
+            if self._shared is not None:
+                self._shared.publish(version, sources)
+            level = logging.INFO if self._first(f"loaded-{version}") else logging.DEBUG
+            log.log(level, "rules %s loaded from %d file(s)", version, len(sources))
             return True
 
     def _scan(self) -> Signature:
@@ -124,13 +134,32 @@ class RulesHolder:
             out.append((path.name, st.st_mtime_ns, st.st_size))
         return tuple(out)
 
+    def _first(self, event: str) -> bool:
+        return self._shared is None or self._shared.first(event)
+
     def _failed(self, errors: list[RuleError]) -> bool:
         self._errors = errors
-        log.warning(
+        changed = self._adopt_shared()
+        announce = self._first(f"refused-{self._attempted}")
+        log.log(
+            logging.WARNING if announce else logging.DEBUG,
             "rules not reloaded: %d error(s); %s",
             len(errors),
             "previous rules stay in force" if self._current else "no rules in force",
         )
-        if self._on_error is not None:
+        if announce and self._on_error is not None:
             self._on_error(errors)
-        return False
+        return changed
+
+    def _adopt_shared(self) -> bool:
+        """Take the instance's rules in force, if another process put newer ones in force."""
+        found = self._shared.in_force() if self._shared is not None else None
+        if found is None or (self._current is not None and self._current.version == found[0]):
+            return False
+        version, sources = found
+        result = load_sources(sources, year=self._clock.now().year)
+        if result.ruleset is None:
+            return False
+        self._current = LoadedRules(result.ruleset, version, self._clock.now())
+        log.debug("rules %s taken from the instance's rules in force", version)
+        return True

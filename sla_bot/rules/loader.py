@@ -196,10 +196,9 @@ def _definition(
         report.at(origin, path, f"'{name}' is empty", key=True)
         defs.broken.add(path)
         return
+    defs.raw[path] = raw  # broken ones too: their references are still checked
     try:
         defs.items[section][name] = SECTIONS[section].model_validate(raw)
     except ValidationError as exc:
         report.validation_error(origin, path, raw, exc, _VOCABULARY)
         defs.broken.add(path)
-        return
-    defs.raw[path] = raw

@@ -17,6 +17,12 @@ from sla_bot.rules.select_implies import selector_implies
 from sla_bot.rules.yamlpos import Path
 
 KINDS = {"calendars": "calendar", "teams": "team", "policies": "policy", "routing": "routing"}
+# References a definition makes by name: (key, section it names). Checked from the raw YAML for
+# definitions that failed validation, so "every error" includes a bad name next to a bad value.
+RAW_REFERENCES = {
+    "policies": (("team", "teams"), ("calendar", "calendars")),
+    "teams": (("calendar", "calendars"),),
+}
 
 
 @dataclass
@@ -143,6 +149,18 @@ class _Checker:
                 f"notify_channel: team '{p.team}' has no channel",
             )
 
+    def broken_references(self) -> None:
+        """Names used by definitions that failed validation on their own (e.g. a policy with a
+        bad duration and an unknown team: both are errors, both are reported)."""
+        for section, name in sorted(self.defs.broken):
+            raw = self.defs.raw.get((section, name))
+            if not isinstance(raw, dict):
+                continue
+            for key, target in RAW_REFERENCES.get(section, ()):
+                value = raw.get(key)
+                if isinstance(value, str):
+                    self.ref(target, value, (section, name), (key,))
+
     # --- routing -------------------------------------------------------------------------------
 
     def routing(self) -> None:
@@ -219,4 +237,5 @@ def validate(defs: Definitions, report: Report, year: int) -> None:
     checker.calendars()
     checker.teams()
     checker.policies()
+    checker.broken_references()
     checker.routing()

@@ -86,6 +86,34 @@ class LoadedFile:
     errors: list[RuleError]
 
 
+def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> RuleError:
+    """A YAML syntax error where the fix goes.
+
+    An unclosed `{` or `[` is only noticed where the parser gives up, often lines later; the
+    mistake is at the opening bracket, so that is where it is reported.
+    """
+    context, problem = exc.context_mark, exc.problem_mark
+    what = exc.context or ""
+    if (
+        context
+        and problem
+        and problem.line > context.line
+        and what.startswith("while parsing a flow")
+    ):
+        opener, closer = ("{", "}") if "mapping" in what else ("[", "]")
+        return RuleError(
+            file,
+            context.line + 1,
+            context.column + 1,
+            f"YAML: '{opener}' is not closed: expected ',' or '{closer}' before line "
+            f"{problem.line + 1}, column {problem.column + 1}",
+        )
+    mark = problem or context
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = " ".join(p for p in (exc.context, exc.problem) if p)
+    return RuleError(file, line, col, f"YAML: {message}")
+
+
 def load_yaml(text: str, file: str) -> LoadedFile:
     """Parse one file; YAML syntax errors come back as RuleErrors, never as exceptions."""
     positions = Positions(file)
@@ -94,10 +122,7 @@ def load_yaml(text: str, file: str) -> LoadedFile:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = " ".join(p for p in (exc.context, exc.problem) if p)
-        return LoadedFile(None, positions, [RuleError(file, line, col, f"YAML: {message}")])
+        return LoadedFile(None, positions, [_syntax_error(exc, file)])
     except yaml.YAMLError as exc:  # pragma: no cover - reader errors without a mark
         return LoadedFile(None, positions, [RuleError(file, 1, 1, f"YAML: {exc}")])
     finally:

@@ -35,13 +35,15 @@ def readiness(services: Services) -> tuple[bool, dict[str, object]]:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     rules = services.rules
     if rules is not None:
-        if rules.reload_if_changed():  # cheap stat() scan; picks up edits within one probe
-            metrics.RULES_VALID.set(1)
+        rules.reload_if_changed()  # cheap stat() scan; picks up edits within one probe
+        metrics.RULES_VALID.set(0 if rules.errors else 1)
         if not rules.loaded:
             ready = False
             checks["rules"] = {"status": "not loaded", "errors": [str(e) for e in rules.errors]}
         elif rules.errors:
-            # The last good rules are in force, so still ready, but say loudly why edits failed.
+            # The last good rules are in force, so still ready (200), but say why the edit was
+            # refused. Every process of an instance shares the rules in force (rules.shared),
+            # so every gunicorn worker gives this same answer.
             checks["rules"] = {
                 "status": "invalid edit refused; previous rules in force",
                 "version": rules.current().version,

@@ -23,8 +23,9 @@ def test_worker_jobs_take_a_webhook_to_a_logged_notification(
     db_url: str,
     clock: FrozenClock,
     fake_hubspot: FakeHubSpot,
-    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level("INFO", logger="sla_bot.notify")
     fake_hubspot.add_contact("31", {**PROPS, "firstname": "Kim", "lastmodifieddate": T0})
     settings = make_settings(
         DATABASE_URL=db_url,
@@ -46,5 +47,6 @@ def test_worker_jobs_take_a_webhook_to_a_logged_notification(
             planned[name]()
     (row,) = h.rows("slack")
     assert row["status"] == "sent" and row["result"] == '{"logged": true}'
-    out = capsys.readouterr().out
-    assert "[first_touch.warning] to owner" in out and "Kim" in out
+    out = caplog.text
+    assert "Slack message to Kim" not in out  # Kim is the lead; the rep is told about Kim
+    assert "Slack message to " in out and "(owner)" in out and "Kim" in out

@@ -49,8 +49,36 @@ def test_five_mistakes_give_five_errors_at_their_lines(tmp_path: Path) -> None:
 
 def test_yaml_syntax_error_has_its_position(tmp_path: Path) -> None:
     errors = errors_of(tmp_path, {"a.yaml": "calendars:\n  ny: [1, 2\n"})
-    assert where(errors) == [("a.yaml", 3, 1)]
-    assert "YAML:" in errors[0].message
+    assert where(errors) == [("a.yaml", 2, 7)]  # the bracket left open, not the end of file
+    assert errors[0].message.startswith("YAML: '[' is not closed")
+
+
+def test_a_missing_closing_brace_is_reported_on_its_own_line(tmp_path: Path) -> None:
+    text = (
+        "calendars:\n"
+        "  ny:\n"
+        "    timezone: America/New_York\n"
+        "    holidays: {country: US, subdivision: NY\n"
+        "    hours:\n"
+        "      mon-fri: 08:00-18:00\n"
+    )
+    errors = errors_of(tmp_path, {"a.yaml": text})
+    assert where(errors) == [("a.yaml", 4, 15)]
+    assert errors[0].message == (
+        "YAML: '{' is not closed: expected ',' or '}' before line 5, column 10"
+    )
+
+
+def test_every_error_of_a_policy_is_reported_a_bad_name_beside_a_bad_value(
+    tmp_path: Path,
+) -> None:
+    """A policy that fails on its own (a bad duration) still has its references checked."""
+    text = (BASE + POLICY).replace("team: sdr", "team: sdrs")
+    text = text.replace("within: 30 business minutes", "within: 30 business minuts")
+    assert "sdrs" in text and "minuts" in text
+    messages = [e.message for e in errors_of(tmp_path, {"rules.yaml": text})]
+    assert "unknown team 'sdrs' (did you mean 'sdr'?)" in messages, messages
+    assert any(m.startswith('bad duration "30 business minuts"') for m in messages), messages
 
 
 def test_tab_indentation_is_a_syntax_error(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from sla_bot.clock import FrozenClock
 from sla_bot.rules.errors import RuleError
 from sla_bot.rules.holder import NoRulesLoaded, RulesHolder
+from sla_bot.rules.shared import SharedRules
 from tests.rules.util import BASE, POLICY, write
 
 T0 = datetime(2027, 1, 15, 12, 0, tzinfo=UTC)
@@ -110,3 +111,33 @@ def test_policy_snapshot_through_the_holder(rules_file: Path) -> None:
     loaded = holder.current()
     assert loaded.policy_snapshot("demo")["policy"] == "demo"
     assert len(loaded.policy_hash("demo")) == 16
+
+
+def test_processes_of_one_instance_agree_on_the_rules_in_force(
+    rules_file: Path, tmp_path: Path
+) -> None:
+    """Two processes (holders) sharing an instance directory: one saw a good edit the other
+    missed; once an edit is refused both keep the same rules, and each event is said once."""
+    shared_dir = tmp_path / "instance"
+    shared_dir.mkdir()
+    refusals: list[list[RuleError]] = []
+    a = RulesHolder(rules_file.parent, shared=SharedRules(shared_dir), on_error=refusals.append)
+    b = RulesHolder(rules_file.parent, shared=SharedRules(shared_dir), on_error=refusals.append)
+    assert a.reload_if_changed() and b.reload_if_changed()
+    first = a.current().version
+
+    edit(rules_file, (BASE + POLICY).replace("within: 30 business", "within: 45 business"))
+    assert a.reload_if_changed()  # only A polls while this edit is on disk
+    second = a.current().version
+    assert second != first and b.current().version == first
+
+    edit(rules_file, (BASE + POLICY).replace("within: 30 business minutes", "within: soon"))
+    a.reload_if_changed()
+    assert b.reload_if_changed() is True  # B takes the instance's rules in force
+    assert a.current().version == b.current().version == second
+    assert b.current().ruleset.policies["demo"].first_touch.within.text == "45 business minutes"
+    assert a.errors == b.errors and len(refusals) == 1  # refused once per instance
+
+    late = RulesHolder(rules_file.parent, shared=SharedRules(shared_dir))
+    late.reload_if_changed()  # a process started during the bad edit
+    assert late.loaded and late.current().version == second and late.errors

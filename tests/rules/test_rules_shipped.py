@@ -24,7 +24,7 @@ def test_shipped_rules_are_valid(directory: Path) -> None:
 
 def test_examples_are_not_loaded_with_the_default_rules() -> None:
     assert [p.name for p in rule_files(RULES)] == ["default.yaml"]
-    assert len(EXAMPLES) == 3
+    assert [p.name for p in EXAMPLES] == ["demo", "follow-the-sun", "strict-minimum", "webinar"]
 
 
 def test_default_rules_do_what_the_file_promises() -> None:
@@ -53,3 +53,27 @@ def test_committed_schema_is_current() -> None:
     )
     schema = json.loads(render())
     assert set(schema["properties"]) == {"settings", "calendars", "teams", "policies", "routing"}
+
+
+@pytest.mark.parametrize(
+    "created",
+    ["2026-12-25T03:17:00+00:00", "2026-11-21T23:59:30+00:00", "2027-01-01T12:00:00+00:00"],
+)
+def test_demo_rules_nudge_within_seconds_at_any_hour_of_any_day(created: str) -> None:
+    """`sla-bot demo` promises its first message within a minute: no closed hours, no holiday."""
+    from datetime import datetime, timedelta
+
+    from sla_bot.rules.timeline import build_timeline
+
+    rules = load_directory(RULES / "examples" / "demo").ruleset
+    assert rules is not None
+    at = datetime.fromisoformat(created)
+    props = {
+        "recent_conversion_event_name": "demo request",
+        "hubspot_owner_id": "1001",
+        "createdate": created,
+    }
+    timeline = build_timeline(rules, 62515, props, now=at)
+    assert timeline.policy == "demo_inbound"
+    first = min(r.deliver_at for s in timeline.steps for r in s.recipients if r.deliver_at)
+    assert first - at <= timedelta(seconds=15)
