@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from sla_bot.engine.notifications import local_time as zoned
 from sla_bot.engine.notifications import next_touch
 
 Payload = Mapping[str, Any]
@@ -35,14 +35,7 @@ def parse_time(value: object) -> datetime | None:
 def local_time(value: object, tz: str | None) -> str:
     """A deadline in the recipient's zone, e.g. "Fri Nov 20, 10:05 AM EST"."""
     at = parse_time(value)
-    if at is None:
-        return "no deadline"
-    try:
-        zone = ZoneInfo(tz or "UTC")
-    except (KeyError, ValueError):
-        zone = ZoneInfo("UTC")
-    local = at.astimezone(zone)
-    return local.strftime("%a %b ") + f"{local.day}, " + local.strftime("%I:%M %p %Z").lstrip("0")
+    return "no deadline" if at is None else zoned(at, tz)
 
 
 def ago(value: object, now: datetime) -> str:

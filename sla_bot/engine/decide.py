@@ -186,7 +186,7 @@ class _Decider:
         if step.kind in NOTED and set(step.actions) != {"notify_owner"}:
             facts = note.lead_facts(self.lead, self.rules)
             said = note.text(step.kind, facts, reason=step.detail.get("reason"), step=step.key)
-            body = f"sla-bot: {said}. {note.describe(step)}"
+            body = f"sla-bot: {said}. {note.describe(step, self.tl.timezone)}."
             payload = {"op": "create_note", "contact_id": contact, "body": body}
             payload.update(owner_id=self.lead.owner_id, at=step.due_at.isoformat())
             self._hubspot_row(step.key, "create_note", payload)

@@ -63,7 +63,7 @@ class Messages:
             deadline=self.deadline(step),
             timezone=self.tl.timezone,
             cadence=self.cadence,
-            detail=note.describe(step),
+            detail=note.describe(step, self.tl.timezone),
             reason=reason,
             **extra,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sla_bot.engine.leads import Lead
 from sla_bot.rules import RuleSet
@@ -129,13 +130,36 @@ def text(kind: str, facts: Mapping[str, Any], **extra: Any) -> str:
     return template.format(**values)
 
 
-def describe(step: Step) -> str:
+def describe(step: Step, timezone: str | None = None) -> str:
+    """The step in words with its due time in `timezone` (the lead's calendar): the context
+    line under a Slack message and the tail of a HubSpot note, e.g. "Escalation step 2 (10
+    business minutes after the deadline), due Fri Nov 20, 10:15 AM EST"."""
     d = step.detail
-    parts = [f"{step.key} due {step.due_at.isoformat()}"]
-    for name in ("target", "after", "max_gap", "touches", "min_touches", "reason"):
-        if d.get(name) is not None:
-            parts.append(f"{name}: {d[name]}")
-    return "; ".join(parts)
+    what = {
+        ASSIGNED: "New lead",
+        WARNING: f"First-touch warning (target {d.get('target')})",
+        BREACH: f"First-touch deadline (target {d.get('target')})",
+        CADENCE_DUE: f"Touch {d.get('touch')} of the cadence (at most {d.get('max_gap')} apart)",
+        CADENCE_END: f"End of the cadence ({d.get('touches')} of {d.get('min_touches')} touches)",
+        RECYCLE: f"Back to nurture ({d.get('touches')} touches)",
+        PREMATURE_DQ: f"Disqualified after {d.get('touches')} of {d.get('min_touches')} touches",
+        RESUME: "The follow-up date",
+    }.get(step.kind)
+    if step.kind == LADDER:
+        rung, _, repeat = step.key.removeprefix("ladder.").partition("#r")
+        what = f"Escalation step {rung} ({d.get('after')} after the deadline"
+        what += f", repeat {repeat})" if repeat else ")"
+    return f"{what or step.kind}, due {local_time(step.due_at, timezone)}"
+
+
+def local_time(at: datetime, timezone: str | None) -> str:
+    """E.g. "Fri Nov 20, 10:15 AM EST" (UTC when the zone is unknown)."""
+    try:
+        zone = ZoneInfo(timezone or "UTC")
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = at.astimezone(zone)
+    return local.strftime("%a %b ") + f"{local.day}, " + local.strftime("%I:%M %p %Z").lstrip("0")
 
 
 def jsonable(value: Any) -> Any:
