@@ -170,3 +170,14 @@ def test_a_reader_that_leaves_early_gets_no_traceback(monkeypatch: Any) -> None:
         os.dup2(saved, 1)
         os.close(saved)
         stream.close()
+
+
+def test_the_command_line_does_not_load_prometheus_before_serve_configures_it() -> None:
+    """`serve` sets PROMETHEUS_MULTIPROC_DIR before prometheus_client is first imported; a
+    command module importing it at parse time made every web worker's /metrics empty."""
+    code = (
+        "import sys; from sla_bot.cli import build_parser; build_parser(); "
+        "print('prometheus_client' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

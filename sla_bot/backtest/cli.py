@@ -12,16 +12,15 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sla_bot.backtest.compare import Run, fate_changes
-from sla_bot.backtest.history import History
-from sla_bot.backtest.load import Period, load_history, open_readonly
-from sla_bot.backtest.render import as_csv, as_json, as_table, result
-from sla_bot.backtest.replay import replay
-from sla_bot.backtest.report import Tally
 from sla_bot.clock import SystemClock
 from sla_bot.durations import DurationError, parse_duration
+
+if TYPE_CHECKING:  # the engine (and prometheus_client) load only when the command runs
+    from sla_bot.backtest.compare import Run
+    from sla_bot.backtest.history import History
+    from sla_bot.backtest.load import Period
 
 SLACK_TICKS = 5  # a lead due at T is decided at a recorded sweep pass within 5 ticks, else at T
 
@@ -72,6 +71,7 @@ class Progress:
 
 
 def _period(args: argparse.Namespace, now: datetime) -> Period:
+    from sla_bot.backtest.load import Period
     from sla_bot.rules.simulate import InputError, parse_time
 
     try:
@@ -104,6 +104,11 @@ def _rules(directory: Path) -> Any:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from sla_bot.backtest.compare import Run, fate_changes
+    from sla_bot.backtest.load import load_history, open_readonly
+    from sla_bot.backtest.render import as_csv, as_json, as_table, result
+    from sla_bot.backtest.replay import replay
+    from sla_bot.backtest.report import Tally
     from sla_bot.cli import settings_from_env
     from sla_bot.db import migrate
 
