@@ -103,7 +103,7 @@ def seed_leads(
             conn.execute(insert(leads), rows)
 
 
-def _pg_engine(base: str) -> tuple[Engine, str]:
+def pg_engine(base: str) -> tuple[Engine, str]:
     from tests.conftest import pg_schema_url
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -191,7 +191,7 @@ def main() -> None:
                 if db == "sqlite":
                     engine = make_engine(f"sqlite:///{tmp}/bench-{size}.db", synchronous="NORMAL")
                 elif args.pg:
-                    engine, schema = _pg_engine(args.pg)
+                    engine, schema = pg_engine(args.pg)
                 else:
                     print("postgresql: set --pg or SLA_BOT_TEST_DATABASE_URL")
                     break

@@ -226,6 +226,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def run_worker(settings: Any, clock: Any = None) -> int:
     """The background worker until SIGTERM or SIGINT; `clock` only from `sla-bot demo`."""
+    from sla_bot import metrics_store
+
+    metrics_store.buffer_in_this_process()  # the worker's counts go to the database
     services = build_services(settings, worker=True, clock=clock)
     from sla_bot import worker
 
@@ -382,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("sla_bot.engine.cli", fromlist=["register"]).register(sub)
     __import__("sla_bot.portals.cli", fromlist=["register"]).register(sub)
     __import__("sla_bot.leadqueue.cli", fromlist=["register"]).register(sub)
+    __import__("sla_bot.reports.cli", fromlist=["register"]).register(sub)
+    __import__("sla_bot.hubspot_setup", fromlist=["register"]).register(sub)
     return parser
 
 

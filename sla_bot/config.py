@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -29,6 +29,7 @@ SECRET_VARIABLES = (
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",
     "SLA_BOT_SECRET_KEY",
+    "SLA_BOT_REPORTS_TOKEN",
 )
 DEFAULT_OAUTH_SCOPES = (
     "crm.objects.contacts.read crm.objects.contacts.write crm.objects.owners.read"
@@ -95,7 +96,8 @@ class Settings(BaseModel):
     secret_key: SecretStr | None = _env(
         "SLA_BOT_SECRET_KEY",
         None,
-        description="Fernet key(s), newest first: encrypt stored OAuth tokens, sign OAuth state",
+        description="Fernet key(s), comma-separated, newest first: encrypt stored OAuth tokens, "
+        "sign OAuth state and report links (a sub-key for each purpose)",
     )
     hubspot_timeout_seconds: float = _env("HUBSPOT_TIMEOUT_SECONDS", 10.0, gt=0)
     hubspot_portal_id: int | None = _env(
@@ -130,6 +132,19 @@ class Settings(BaseModel):
     max_body_bytes: int = _env("SLA_BOT_MAX_BODY_BYTES", 1024 * 1024, ge=1024)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = _env("SLA_BOT_SQLITE_SYNCHRONOUS", "FULL")
     db_busy_timeout_ms: int = _env("SLA_BOT_DB_BUSY_TIMEOUT_MS", 800, ge=0)
+    reports_token: SecretStr | None = _env(
+        "SLA_BOT_REPORTS_TOKEN", None, description="a fixed token that opens /reports"
+    )
+    campaign_properties: str = _env(
+        "SLA_BOT_CAMPAIGN_PROPERTIES",
+        "utm_campaign,recent_conversion_event_name",
+        description="contact properties naming a lead's campaign, first non-empty wins",
+    )
+    campaign_costs: Path | None = _env(
+        "SLA_BOT_CAMPAIGN_COSTS",
+        None,
+        description="campaign costs CSV; default: campaign-costs.csv in the rules directory",
+    )
     log_format: Literal["text", "json"] = _env("SLA_BOT_LOG_FORMAT", "text")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env("SLA_BOT_LOG_LEVEL", "INFO")
 
@@ -228,6 +243,29 @@ class Settings(BaseModel):
             or self.hubspot_portals_file is not None
             or self.oauth_on
         )
+
+    @field_validator("campaign_properties")
+    @classmethod
+    def _property_list(cls, v: str) -> str:
+        names = [p.strip() for p in v.split(",") if p.strip()]
+        if not names or any(not p.replace("_", "").isalnum() for p in names):
+            raise ValueError("expected comma-separated HubSpot property names, e.g. utm_campaign")
+        return ",".join(names)
+
+    @field_validator("reports_token")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        keys = [k for k in (v.get_secret_value().split(",") if v else []) if k.strip()]
+        if v is not None and (not keys or any(len(k.strip()) < 32 for k in keys)):
+            raise ValueError("expected at least 32 characters (per comma-separated key)")
+        return v
+
+    @property
+    def attribution(self) -> Any:
+        """Which contact properties say where a lead came from (engine.outcomes.Attribution)."""
+        from sla_bot.engine.outcomes import Attribution
+
+        return Attribution(campaign_properties=tuple(self.campaign_properties.split(",")))
 
     @field_validator("signature_versions")
     @classmethod

@@ -40,6 +40,7 @@ from sla_bot.db.locks import try_lock
 from sla_bot.db.schema import sync_state, webhook_events
 from sla_bot.engine.fetch import BASE_PROPERTIES
 from sla_bot.intake import store_batch
+from sla_bot.metrics_store import Counted
 from sla_bot.outbox import deliver_due
 from sla_bot.portals.registry import PortalClients
 from sla_bot.web.services import Services
@@ -239,7 +240,7 @@ class HubSpotJobs:
             return 0, 0
         # Small claims: every claimed row must be sent well within the outbox lease (120 s),
         # and each portal's budget paces the sends anyway.
-        writer, now = HubSpotWriter(clients), self.services.clock.now()
+        writer, now = Counted(HubSpotWriter(clients)), self.services.clock.now()
         return deliver_due(
             self.services.engine, writer, now=now, limit=DELIVER_BATCH, clock=self.services.clock
         )

@@ -13,13 +13,14 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from sla_bot import metrics
+from sla_bot import metrics, metrics_store
 from sla_bot.db.engine import checkpoint
 from sla_bot.reconcile import hubspot_jobs
 from sla_bot.splitter import split_pending
 from sla_bot.web.services import Services
 
 log = logging.getLogger(__name__)
+METRICS_INTERVAL = 5.0  # heartbeat and buffered counters; alerts allow several missed beats
 
 
 def split_once(services: Services) -> None:
@@ -48,6 +49,13 @@ def reload_rules(services: Services) -> None:
 
 def checkpoint_wal(services: Services) -> None:
     checkpoint(services.engine)
+
+
+def report_metrics(services: Services) -> None:
+    """The worker is alive, and what it counted outside transactions reaches /metrics."""
+    now = services.clock.now()
+    metrics_store.beat(services.engine, now=now)
+    metrics_store.BUFFER.flush(services.engine, now=now)
 
 
 def slack_deliverer(services: Services) -> Any:
@@ -83,15 +91,17 @@ def jobs(services: Services) -> list[tuple[str, Callable[[], None], float]]:
     def properties() -> list[str]:
         if services.rules is None or not services.rules.loaded:
             return []
-        return referenced_properties(services.rules.current().ruleset)
+        ruleset = services.rules.current().ruleset
+        return referenced_properties(ruleset, services.settings.attribution.properties)
 
     return [
         ("split-webhook-batches", lambda: split_once(services), min(interval, 0.5)),
         ("reload-rules", lambda: reload_rules(services), 2.0),
         ("checkpoint-sqlite-wal", lambda: checkpoint_wal(services), 1.0),
+        ("report-metrics", lambda: report_metrics(services), METRICS_INTERVAL),
         # HubSpot write-back delivery + reconciliation (sla_bot.reconcile); none without a token.
         *hubspot_jobs(services, properties=properties, client=client),
-        *engine_jobs(services, slack_deliverer(services), client),
+        *engine_jobs(services, metrics_store.Counted(slack_deliverer(services)), client),
     ]
 
 

@@ -8,8 +8,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
+
+
+def wait_for(check: Any, timeout: float = 10.0) -> Any:
+    """Poll `check` until it returns something truthy (or `timeout` passes): for processes to
+    get somewhere, never for an SLA to run out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
 
 
 def free_port() -> int:

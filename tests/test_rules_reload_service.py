@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from tests.service_process import ServiceProcess, free_port
+from tests.service_process import ServiceProcess, free_port, wait_for
 from tests.signing import SECRET
 
 SHIPPED = Path(__file__).resolve().parents[1] / "rules" / "default.yaml"
@@ -18,15 +18,6 @@ SHIPPED = Path(__file__).resolve().parents[1] / "rules" / "default.yaml"
 def _ready(url: str) -> tuple[int, dict[str, Any]]:
     r = requests.get(url + "/readyz", timeout=5)
     return r.status_code, r.json()
-
-
-def _wait_for(check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def test_edits_apply_within_seconds_and_broken_edits_are_refused(tmp_path: Path) -> None:
@@ -47,14 +38,14 @@ def test_edits_apply_within_seconds_and_broken_edits_are_refused(tmp_path: Path)
 
         text = (rules / "default.yaml").read_text()
         (rules / "default.yaml").write_text(text + "\n# a harmless edit\n")
-        changed = _wait_for(
+        changed = wait_for(
             lambda: _ready(service.url)[1]["checks"]["rules"].get("version") != first
         )
         assert changed, "the edit was not picked up"
         second = _ready(service.url)[1]["checks"]["rules"]["version"]
 
         (rules / "default.yaml").write_text(text + "\npolices: {}\n")  # a typo'd top-level key
-        refused = _wait_for(lambda: _ready(service.url)[1]["checks"]["rules"].get("errors"))
+        refused = wait_for(lambda: _ready(service.url)[1]["checks"]["rules"].get("errors"))
         assert refused, "the broken edit was not reported"
         status, body = _ready(service.url)
         assert status == 200  # the last good rules are still in force
@@ -72,7 +63,7 @@ def test_edits_apply_within_seconds_and_broken_edits_are_refused(tmp_path: Path)
         assert refusals and refusals[0] >= 1  # web and worker processes each count theirs
 
         (rules / "default.yaml").write_text(text)
-        recovered = _wait_for(lambda: "errors" not in _ready(service.url)[1]["checks"]["rules"])
+        recovered = wait_for(lambda: "errors" not in _ready(service.url)[1]["checks"]["rules"])
         assert recovered
         assert _ready(service.url)[1]["checks"]["rules"]["version"] == first
     finally:
@@ -129,7 +120,7 @@ def test_new_leads_follow_an_edited_policy_within_seconds(tmp_path: Path) -> Non
             "createdate": "2026-11-20T15:00:00Z",
         }
         _post_contact(service.url, 1, webinar)
-        before = _wait_for(lambda: _policy_of(db, 1))
+        before = wait_for(lambda: _policy_of(db, 1))
         assert before is not None and before[1] is None  # no rule matched: ignored
 
         (rules / "default.yaml").write_text(
@@ -137,9 +128,9 @@ def test_new_leads_follow_an_edited_policy_within_seconds(tmp_path: Path) -> Non
         )
         started = time.monotonic()
         # The worker process (which decides policies) logs when the new rules are in force.
-        assert _wait_for(lambda: "now in force" in service.log.read_text())
+        assert wait_for(lambda: "now in force" in service.log.read_text())
         _post_contact(service.url, 2, webinar)
-        after = _wait_for(lambda: _policy_of(db, 2))
+        after = wait_for(lambda: _policy_of(db, 2))
         assert after is not None and after[1] == "inbound_demo", after
         assert time.monotonic() - started < 15
         assert _policy_of(db, 1) == before  # a running lead keeps what it started under

@@ -7,6 +7,7 @@ HubSpot's v3 API sends, so ``hubspot-api-client`` deserialises them unchanged. C
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from integrations.hubspot import _fake_search as _search
+from integrations.hubspot._fake_properties import PropertyStore
 from integrations.hubspot._fake_search import sort_key
 
 Json = Any
@@ -132,6 +134,7 @@ class FakeCrm:
         self.objects: dict[str, dict[str, StoredObject]] = {t: {} for t in OBJECT_TYPES}
         self.created_order: dict[str, list[str]] = {t: [] for t in OBJECT_TYPES}
         self.owners: dict[str, dict[str, Any]] = {}
+        self.properties = PropertyStore()  # contact property definitions (properties API)
         self._next_id = 90_000_001
 
     def new_id(self) -> str:
@@ -144,6 +147,8 @@ class FakeCrm:
         self, otype: str, oid: str, props: dict[str, Any], created: datetime, updated: datetime
     ) -> StoredObject:
         clean = {k: None if v is None else str(v) for k, v in props.items()}
+        if otype == "contacts":
+            self.properties.seen |= set(clean)  # the portal has what its contacts carry
         obj = StoredObject(oid, otype, clean, created, updated)
         obj.properties["createdate" if otype == "contacts" else "hs_createdate"] = iso(created)
         obj.touch(updated)
@@ -167,6 +172,10 @@ class FakeCrm:
         bad = sorted(set(props) & READ_ONLY)
         if bad:
             detail = f"{bad[0]} is a read only property; its value cannot be set."
+            return error(400, f"Property values were not valid: {detail}", "VALIDATION_ERROR")
+        invalid = self.properties.invalid_values(props) if otype == "contacts" else []
+        if invalid:
+            detail = json.dumps(invalid)
             return error(400, f"Property values were not valid: {detail}", "VALIDATION_ERROR")
         now = self.now()
         for name, value in props.items():

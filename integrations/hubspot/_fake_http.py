@@ -25,6 +25,12 @@ ROUTES = Map(
         Rule("/crm/v3/owners/", methods=["GET"], endpoint="owner_page", strict_slashes=False),
         Rule("/crm/v3/owners/<oid>", methods=["GET"], endpoint="owner"),
         Rule("/account-info/v3/details", methods=["GET"], endpoint="account"),
+        Rule("/crm/v3/properties/<otype>/groups", methods=["POST"], endpoint="group_create"),
+        Rule("/crm/v3/properties/<otype>/groups/<name>", methods=["GET"], endpoint="group_get"),
+        Rule("/crm/v3/properties/<otype>", methods=["GET"], endpoint="property_list"),
+        Rule("/crm/v3/properties/<otype>", methods=["POST"], endpoint="property_create"),
+        Rule("/crm/v3/properties/<otype>/<name>", methods=["GET"], endpoint="property_get"),
+        Rule("/crm/v3/properties/<otype>/<name>", methods=["PATCH"], endpoint="property_update"),
     ]
 )
 RATE_LIMIT_BODY = {
@@ -146,7 +152,24 @@ def dispatch(crm: FakeCrm, method: str, path: str, query: dict[str, str], payloa
         return crm.owner(oid, query)
     if endpoint == "account":
         return 200, account_details(crm.portal_id)
+    if endpoint.startswith(("group_", "property_")):
+        return _properties(crm, endpoint, args.get("name", ""), payload)
     return crm.owner_page(query)
+
+
+def _properties(crm: FakeCrm, endpoint: str, name: str, payload: Any) -> Reply:
+    store = crm.properties
+    if endpoint == "group_create":
+        return store.create_group(payload)
+    if endpoint == "group_get":
+        return store.get_group(name)
+    if endpoint == "property_list":
+        return store.all()
+    if endpoint == "property_create":
+        return store.create(payload, crm.now())
+    if endpoint == "property_get":
+        return store.get(name)
+    return store.update(name, payload, crm.now())
 
 
 def account_details(portal_id: int) -> dict[str, Any]:

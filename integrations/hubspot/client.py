@@ -53,6 +53,29 @@ from integrations.hubspot.search import (
 )
 
 BATCH_LIMIT = 100
+_CAMEL = {"field_type": "fieldType", "group_name": "groupName", "display_order": "displayOrder"}
+
+
+def _camel(data: Mapping[str, Any]) -> dict[str, Any]:
+    """SDK model dicts (snake_case) in HubSpot's JSON names, as the rest of the code speaks."""
+    out = {_CAMEL.get(k, k): v for k, v in data.items()}
+    if isinstance(out.get("options"), list):
+        out["options"] = [_camel(o) if isinstance(o, Mapping) else o for o in out["options"]]
+    return out
+
+
+def _snake(data: Mapping[str, Any]) -> dict[str, Any]:
+    """HubSpot's JSON names for an SDK model's keyword arguments (options become OptionInput)."""
+    from hubspot.crm.properties import OptionInput
+
+    reverse = {v: k for k, v in _CAMEL.items()}
+    out = {reverse.get(k, k): v for k, v in data.items()}
+    if "options" in out:
+        out["options"] = [
+            OptionInput(**{reverse.get(k, k): v for k, v in option.items()})
+            for option in out["options"]
+        ]
+    return out
 
 
 class HubSpotClient:
@@ -144,6 +167,8 @@ class HubSpotClient:
                 group, _, which = name.partition(".")
                 if group == "owners":
                     api = crm.owners.owners_api
+                elif group == "properties":  # "properties.core", "properties.groups"
+                    api = getattr(crm.properties, f"{which}_api")
                 else:
                     disc = crm.contacts if group == "contacts" else getattr(crm.objects, group)
                     api = getattr(disc, f"{which}_api")
@@ -329,6 +354,60 @@ class HubSpotClient:
                 "account details without a portalId", operation="get account details"
             )
         return portal
+
+    # -- property definitions (the CRM properties API; scope crm.schemas.contacts.write) -------
+
+    def _maybe(self, operation: str, fn: Callable[..., Any], *args: Any) -> dict[str, Any] | None:
+        """The definition as a dict (HubSpot's camelCase names), or None on 404."""
+        try:
+            found = self._call(operation, fn, *args)
+        except PermanentHubSpotError as err:
+            if err.status == 404:
+                return None
+            raise
+        return _camel(found.to_dict())
+
+    def get_property_group(self, object_type: str, name: str) -> dict[str, Any] | None:
+        api = self._api("properties.groups")
+        return self._maybe("get property group", api.get_by_name, object_type, name)
+
+    def create_property_group(
+        self, object_type: str, name: str, label: str, display_order: int = -1
+    ) -> dict[str, Any]:
+        """Create a property group; PermanentHubSpotError 409 if it exists."""
+        from hubspot.crm.properties import PropertyGroupCreate
+
+        body = PropertyGroupCreate(name=name, label=label, display_order=display_order)
+        api = self._api("properties.groups")
+        created = self._call(
+            "create property group", api.create, object_type, property_group_create=body
+        )
+        return _camel(created.to_dict())
+
+    def get_property(self, object_type: str, name: str) -> dict[str, Any] | None:
+        api = self._api("properties.core")
+        return self._maybe("get property", api.get_by_name, object_type, name)
+
+    def create_property(self, object_type: str, definition: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a property from HubSpot's JSON definition; PermanentHubSpotError 409 if it
+        exists."""
+        from hubspot.crm.properties import PropertyCreate
+
+        body = PropertyCreate(**_snake(definition))
+        api = self._api("properties.core")
+        created = self._call("create property", api.create, object_type, property_create=body)
+        return _camel(created.to_dict())
+
+    def update_property(
+        self, object_type: str, name: str, changes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Change a property's label, description, group or options (not its type)."""
+        from hubspot.crm.properties import PropertyUpdate
+
+        body = PropertyUpdate(**_snake(changes))
+        api = self._api("properties.core")
+        updated = self._call("update property", api.update, object_type, name, property_update=body)
+        return _camel(updated.to_dict())
 
     # -- idempotent creates (see integrations.hubspot.idempotency) ------------------------------
 

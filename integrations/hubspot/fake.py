@@ -26,6 +26,10 @@ Speaks (HubSpot v3 JSON shapes, checked against hubspot-api-client 12 deserialis
 * ``GET /crm/v3/owners/{id}`` (``idProperty``, ``archived``) and ``GET /crm/v3/owners/``
   (``email``, ``limit``, ``after``, ``archived``).
 * ``GET /account-info/v3/details`` - ``portalId`` (``portal_id``, default 62515) and friends.
+* ``GET|POST /crm/v3/properties/{type}/groups[/{name}]`` and ``GET|POST|PATCH
+  /crm/v3/properties/{type}[/{name}]`` - property groups and definitions, 409 when they exist;
+  contact writes are then checked against the definitions (see ``_fake_properties``): a property
+  the portal does not have, or a value outside an enumeration's options, is a 400.
 
 Several portals, each with its own CRM data: the constructor's ``token`` reads the default portal
 (``portal_id``); :meth:`add_portal` adds more (optionally with a private-app token). Every CRM
@@ -149,6 +153,7 @@ class FakePortal:
         """Change a contact property as a HubSpot user would; bumps ``lastmodifieddate``."""
         with self._crm.lock:
             obj = self._crm.objects["contacts"][str(id)]
+            self._crm.properties.seen.add(name)
             obj.properties[name] = None if value is None else str(value)
             obj.touch(at or self._crm.now())
 
@@ -190,6 +195,16 @@ class FakePortal:
                 "archived": archived,
                 "created_at": iso(self._crm.now()),
             }
+
+    def property_definition(self, name: str) -> dict[str, Any] | None:
+        """A contact property created through the properties API (HubSpot's JSON), or None."""
+        with self._crm.lock:
+            found = self._crm.properties.definitions.get(name)
+            return found.to_json() if found else None
+
+    def property_group(self, name: str) -> dict[str, Any] | None:
+        with self._crm.lock:
+            return self._crm.properties.groups.get(name)
 
     @property
     def contacts(self) -> dict[str, dict[str, str | None]]:
@@ -367,6 +382,12 @@ class FakeHubSpot(LocalServer):
 
     def created(self, kind: str) -> list[dict[str, Any]]:
         return self.default.created(kind)
+
+    def property_definition(self, name: str) -> dict[str, Any] | None:
+        return self.default.property_definition(name)
+
+    def property_group(self, name: str) -> dict[str, Any] | None:
+        return self.default.property_group(name)
 
     # -- fault injection --------------------------------------------------------------------------
 

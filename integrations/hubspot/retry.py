@@ -31,6 +31,7 @@ from typing import Protocol, TypeVar
 
 from integrations.hubspot.errors import HubSpotError, TransientHubSpotError, classify
 from integrations.hubspot.ratelimit import RateLimiter
+from sla_bot.metrics_store import api_error
 
 T = TypeVar("T")
 log = logging.getLogger("integrations.hubspot")
@@ -107,6 +108,7 @@ class Retrier:
             except Exception as exc:  # noqa: BLE001 - classified below, chained on raise
                 err = classify(exc, operation=operation)
                 err.attempts = retry + 1
+                api_error("hubspot", transient=err.transient)
                 cause: BaseException = exc
             if err.status == 401 and token and self._renew is not None and not renewed:
                 renewed = True  # once: a fresh token that is refused too is a real 401

@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from sla_bot.metrics_store import api_error
 from sla_bot.outbox import DeliveryError
 
 TRANSIENT_ERRORS = frozenset(
@@ -16,7 +17,13 @@ TRANSIENT_ERRORS = frozenset(
 
 
 def classify(exc: Exception, result: Mapping[str, Any] | None) -> DeliveryError:
-    """A Slack failure as a DeliveryError: permanent unless retrying can help."""
+    """A Slack failure as a DeliveryError: permanent unless retrying can help (and counted)."""
+    error = _classify(exc, result)
+    api_error("slack", transient=not error.permanent)
+    return error
+
+
+def _classify(exc: Exception, result: Mapping[str, Any] | None) -> DeliveryError:
     if isinstance(exc, SlackApiError):
         status = exc.response.status_code
         code = exc.response.get("error") or f"http_{status}"

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Double,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -279,4 +280,94 @@ hubspot_rate_slots = Table(
     Column("bucket", String(16), primary_key=True),  # general | search
     Column("slot", Integer, primary_key=True, autoincrement=False),
     Column("busy_until", Double, nullable=False, server_default="0"),
+)
+
+# --- Outcomes and metrics (migration 0008) ------------------------------------------------------
+# One row per lead whose clock started: what happened to it, recorded by the sweep in the same
+# transaction as the decision (never recomputed from logs), read by `sla-bot report` and /reports.
+lead_outcomes = Table(
+    "lead_outcomes",
+    metadata,
+    Column("lead_id", BigId, ForeignKey("leads.id"), primary_key=True, autoincrement=False),
+    Column("portal_id", BigInteger, nullable=False),
+    Column("object_id", BigInteger, nullable=False),
+    Column("name", String(255), nullable=True),  # the contact's name (CRM text: escape it)
+    Column("policy", String(128), nullable=False),
+    Column("team", String(128), nullable=True),
+    Column("owner_id", String(64), nullable=True),  # the rep accountable for the first touch
+    Column("owner_name", String(255), nullable=True),
+    Column("source", String(64), nullable=True),  # hs_analytics_source
+    Column("latest_source", String(64), nullable=True),  # hs_latest_source
+    Column("campaign", String(255), nullable=True),  # first of SLA_BOT_CAMPAIGN_PROPERTIES set
+    Column("started_at", UTCDateTime, nullable=False),  # the first-touch clock started
+    Column("due_at", UTCDateTime, nullable=True),  # the first-touch deadline (held time skipped)
+    Column("first_touch_at", UTCDateTime, nullable=True),
+    Column("first_touch_owner_id", String(64), nullable=True),  # who owned the lead then
+    Column("business_seconds", Integer, nullable=True),  # clock start -> first touch, open time
+    Column("wall_seconds", Integer, nullable=True),  # clock start -> first touch, real time
+    Column("result", String(16), nullable=True),  # met | breached | NULL (not decided yet)
+    Column("late_by_seconds", Integer, nullable=True),  # a late first touch, as the target counts
+    Column("touches", Integer, nullable=False, server_default="0"),
+    Column("connected_at", UTCDateTime, nullable=True),
+    Column("last_touch_at", UTCDateTime, nullable=True),
+    Column("escalations", Integer, nullable=False, server_default="0"),  # ladder steps sent
+    Column("escalation_level", Integer, nullable=False, server_default="0"),  # highest rung sent
+    Column("reassignments", Integer, nullable=False, server_default="0"),
+    Column("gap_misses", Integer, nullable=False, server_default="0"),  # cadence nudges sent
+    Column("min_touches", Integer, nullable=False, server_default="1"),
+    Column("outcome", String(16), nullable=False, server_default="open"),
+    Column("outcome_reason", String(255), nullable=True),
+    Column("outcome_at", UTCDateTime, nullable=True),
+    Column("touches_before_outcome", Integer, nullable=True),
+    Column("premature_dq", Integer, nullable=False, server_default="0"),
+    Column("qualified_at", UTCDateTime, nullable=True),  # lifecycle stage: sales-qualified
+    Column("opportunity_at", UTCDateTime, nullable=True),
+    Column("customer_at", UTCDateTime, nullable=True),
+    # Seconds each funnel stage came after the latest earlier stage reached by then (NULL: not
+    # reached, or nothing came before it): how long the lead waited before moving on.
+    Column("connected_after_s", Integer, nullable=True),
+    Column("qualified_after_s", Integer, nullable=True),
+    Column("opportunity_after_s", Integer, nullable=True),
+    Column("customer_after_s", Integer, nullable=True),
+    Column("backfilled", Integer, nullable=False, server_default="0"),  # 1: from the audit trail
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("portal_id", "object_id", name="uq_lead_outcomes_portal_id_object_id"),
+)
+Index("ix_lead_outcomes_started_at", lead_outcomes.c.started_at)
+Index(
+    "ix_lead_outcomes_open",
+    lead_outcomes.c.policy,
+    postgresql_where=lead_outcomes.c.outcome == "open",
+    sqlite_where=lead_outcomes.c.outcome == "open",
+)
+
+# What happened to a lead, when, and who owned it then: touches, connects, the breach, ladder
+# steps sent, reassignments, lifecycle-stage changes, premature disqualifications, the outcome.
+# `key` names the occurrence, so recording a decision again adds nothing.
+lead_outcome_events = Table(
+    "lead_outcome_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("lead_id", BigId, ForeignKey("leads.id"), nullable=False),
+    Column("portal_id", BigInteger, nullable=False),
+    Column("object_id", BigInteger, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("key", String(160), nullable=False),
+    Column("owner_id", String(64), nullable=True),
+    Column("detail", String(255), nullable=True),
+    UniqueConstraint("lead_id", "key", name="uq_lead_outcome_events_lead_id_key"),
+)
+
+# Counters the worker keeps in the database, so any web process can expose them on /metrics
+# however the processes are deployed. One row per (metric, labels, writing process): a process
+# only ever updates its own rows, so worker replicas never wait on each other; /metrics sums them.
+metric_series = Table(
+    "metric_series",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("labels", String(255), primary_key=True),  # canonical JSON of sorted (name, value)
+    Column("process", String(64), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

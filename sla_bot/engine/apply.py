@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sla_bot import outbox
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import webhook_batches, webhook_events
-from sla_bot.engine import audit
+from sla_bot.engine import audit, outcome_store
 from sla_bot.engine import leads as repo
 from sla_bot.engine import touches as tch
 from sla_bot.engine.events import Event, apply_event, close, new_lead, route, start_clock_if_due
@@ -202,6 +202,7 @@ def store(
     assert lead.id is not None
     if lead.closed_reason in ("deleted", "merged", "not_found"):
         outbox.cancel(conn, lead.id)
+        outcome_store.close_for_good(conn, lead.id, lead.closed_reason, at=lead.closed_at or now)
     audit.record(conn, lead.id, entries, at=now)
     return True
 

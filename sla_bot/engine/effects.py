@@ -41,3 +41,4 @@ class Decision:
     audit: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     assigned: list[tuple[str, str]] = field(default_factory=list)  # (team, owner_id)
     withdrawn: dict[int, str] = field(default_factory=dict)  # pending row id -> why
+    outcome: Any = None  # outcome_store.OutcomeChange: the facts the sweep records with it

@@ -63,9 +63,10 @@ BASE_PROPERTIES = (
 )
 
 
-def referenced_properties(rules: RuleSet) -> list[str]:
-    """Every property the routing, stop, pause, connect and disqualification rules read."""
-    names = set(BASE_PROPERTIES)
+def referenced_properties(rules: RuleSet, extra: Iterable[str] = ()) -> list[str]:
+    """Every property the routing, stop, pause, connect and disqualification rules read, and
+    `extra` (where leads come from: source and campaign, for the outcome facts)."""
+    names = set(BASE_PROPERTIES) | set(extra)
     for block in rules.routing.values():
         for rule in block.leads:
             names |= rule.when.properties()
@@ -91,7 +92,9 @@ class Fetcher:
         *,
         portal_id: int | None = None,
         max_backoff: float = 300.0,
+        extra_properties: Iterable[str] = (),
     ) -> None:
+        self.extra_properties = tuple(extra_properties)
         if isinstance(clients, HubSpotClient):  # one token, one portal (discovered if unset)
             single = SinglePortal(clients, portal_id)
             self._client_for: Any = single
@@ -171,7 +174,7 @@ class Fetcher:
         marked = self._marked(engine, portal_id, limit)
         if not marked:
             return 0
-        props = referenced_properties(loaded.ruleset)
+        props = referenced_properties(loaded.ruleset, self.extra_properties)
         try:
             found = client.batch_read_contacts([str(r.object_id) for r in marked], props)
             owners = {c.get("hubspot_owner_id") for c in found.values()}

@@ -33,7 +33,11 @@ def engine_jobs(
     if client is not None:
         from sla_bot.engine.fetch import Fetcher
 
-        fetcher = Fetcher(client, portal_id=services.settings.hubspot_portal_id)
+        fetcher = Fetcher(
+            client,
+            portal_id=services.settings.hubspot_portal_id,
+            extra_properties=services.settings.attribution.properties,
+        )
 
     def apply_events() -> None:
         if services.rules is None:
@@ -52,7 +56,12 @@ def engine_jobs(
 
     def sweep() -> None:
         if services.rules is not None:
-            sweep_due(services.engine, services.rules.current(), now=services.clock.now())
+            sweep_due(
+                services.engine,
+                services.rules.current(),
+                now=services.clock.now(),
+                attribution=services.settings.attribution,
+            )
 
     def deliver() -> None:
         # Several threads with small claims: DMs to different reps go out in parallel while

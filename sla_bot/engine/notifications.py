@@ -55,24 +55,32 @@ def owner_recipient(
     return Recipient("owner", m.label(), m.slack, m.email, m.owner_id, deliver_at)
 
 
+def contact_name(p: Mapping[str, Any]) -> str | None:
+    """The contact's name as people say it: first and last name, else the e-mail."""
+    name = " ".join(x for x in (text_of(p.get("firstname")), text_of(p.get("lastname"))) if x)
+    return name or text_of(p.get("email"))
+
+
+def contact_url(portal_id: int, object_id: int) -> str:
+    """The contact's record in HubSpot."""
+    return f"https://app.hubspot.com/contacts/{portal_id}/record/0-1/{object_id}"
+
+
 def lead_facts(lead: Lead, rules: RuleSet | None, *, version: int | None = None) -> dict[str, Any]:
     p = lead.properties
-    name = " ".join(x for x in (text_of(p.get("firstname")), text_of(p.get("lastname"))) if x)
     created = instant_of(p.get("createdate"))
     action = text_of(p.get("recent_conversion_event_name")) or text_of(p.get("lead_source"))
     return {
         "id": lead.id,
         "portal_id": lead.portal_id,
         "object_id": lead.object_id,
-        "name": name or text_of(p.get("email")) or f"contact {lead.object_id}",
+        "name": contact_name(p) or f"contact {lead.object_id}",
         "email": text_of(p.get("email")),
         "company": text_of(p.get("company")),
         "source": text_of(p.get("hs_analytics_source")) or text_of(p.get("lead_source")),
         "action": action,
         "created_at": created.isoformat() if created else None,
-        "hubspot_url": (
-            f"https://app.hubspot.com/contacts/{lead.portal_id}/record/0-1/{lead.object_id}"
-        ),
+        "hubspot_url": contact_url(lead.portal_id, lead.object_id),
         "owner_id": lead.owner_id,
         "owner_name": owner_name(rules, lead),
         "version": lead.state.button_version if version is None else version,

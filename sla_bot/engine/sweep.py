@@ -23,13 +23,15 @@ from sla_bot import outbox
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import leads
 from sla_bot.db.schema import outbox as outbox_table
-from sla_bot.engine import audit
+from sla_bot.engine import audit, outcome_store
 from sla_bot.engine import leads as repo
-from sla_bot.engine.decide import decide
+from sla_bot.engine.decide import BACKFILL_GRACE, decide
 from sla_bot.engine.effects import Decision, PendingRow
+from sla_bot.engine.leads import Lead
+from sla_bot.engine.outcomes import Attribution, outcome_of
 from sla_bot.engine.pinning import pinned
 from sla_bot.engine.reassign import last_assignments, remember_assignment
-from sla_bot.rules import LoadedRules
+from sla_bot.rules import LoadedRules, RuleSet
 
 log = logging.getLogger(__name__)
 RETRY_BROKEN = timedelta(minutes=5)
@@ -43,9 +45,14 @@ class SweepResult:
 
 
 def sweep_once(
-    engine: Engine, loaded: LoadedRules, *, now: datetime, limit: int = 500
+    engine: Engine,
+    loaded: LoadedRules,
+    *,
+    now: datetime,
+    limit: int = 500,
+    attribution: Attribution = Attribution(),  # noqa: B008 - frozen, shared
 ) -> SweepResult:
-    """Decide up to `limit` due leads in one transaction."""
+    """Decide up to `limit` due leads in one transaction, with their outcome facts."""
     result = SweepResult()
     with write_transaction(engine, background=True) as conn:
         query = (
@@ -61,6 +68,8 @@ def sweep_once(
             return result
         rr = last_assignments(conn, {row.portal_id for row in claimed})
         pending = outbox.pending_messages(conn, (row.id for row in claimed))
+        before = outcome_store.previous(conn, (row.id for row in claimed))
+        writing = outcome_store.writeback_portals(conn, {row.portal_id for row in claimed})
         decisions = []
         for row in claimed:
             result.leads += 1
@@ -77,6 +86,9 @@ def sweep_once(
                     pending=[_pending(r) for r in pending.get(row.id, [])],
                     copy=False,
                 )
+                decision.outcome = _outcome(
+                    decision, rules, now, attribution, before, lead.portal_id in writing
+                )
             except Exception:  # one broken lead must not stall the others
                 log.exception("lead %s: decision failed; retrying in %s", lead.id, RETRY_BROKEN)
                 result.failed += 1
@@ -91,11 +103,45 @@ def sweep_once(
     return result
 
 
-def sweep_due(engine: Engine, loaded: LoadedRules, *, now: datetime, limit: int = 500) -> int:
+def _outcome(
+    decision: Decision,
+    rules: RuleSet,
+    now: datetime,
+    attribution: Attribution,
+    before: dict[int, Any],
+    write_back: bool,
+) -> outcome_store.OutcomeChange | None:
+    """The lead's outcome facts after this decision; a fault here never stops the decision."""
+    lead: Lead = decision.lead
+    if decision.timeline is None or lead.id is None:
+        return None
+    previous = before.get(lead.id)
+    try:
+        new = outcome_of(
+            lead, decision.timeline, rules, now, attribution=attribution, previous=previous
+        )
+    except Exception:
+        log.exception("lead %s: outcome facts failed; the decision stands", lead.id)
+        return None
+    if new is None:
+        return None
+    seen = lead.state.first_seen_at
+    live = seen - BACKFILL_GRACE if seen is not None else None
+    return outcome_store.OutcomeChange(previous, new, write_back, live)
+
+
+def sweep_due(
+    engine: Engine,
+    loaded: LoadedRules,
+    *,
+    now: datetime,
+    limit: int = 500,
+    attribution: Attribution = Attribution(),  # noqa: B008 - frozen, shared
+) -> int:
     """Sweep until nothing is due (bounded), so a burst drains within one tick."""
     total = 0
     for _ in range(100):
-        got = sweep_once(engine, loaded, now=now, limit=limit)
+        got = sweep_once(engine, loaded, now=now, limit=limit, attribution=attribution)
         total += got.leads
         if got.leads < limit:
             break
@@ -115,13 +161,15 @@ def write_decisions(conn: Connection, decisions: list[Decision], *, now: datetim
     decisions themselves. Returns the number of outbox rows offered.
     """
     repo.save_many(conn, [d.lead for d in decisions], now=now)
+    changes = [(d.lead.id, d.outcome, d.audit) for d in decisions if d.outcome is not None]
+    writes = outcome_store.record(conn, changes, now=now)  # facts, counters, write-back rows
     rows, entries = [], []
     for d in decisions:
         lead = d.lead
         assert lead.id is not None
         if d.withdrawn:
             outbox.withdraw(conn, d.withdrawn)
-        for row in d.rows:
+        for row in [*d.rows, *writes.get(lead.id, ())]:
             rows.append(
                 {
                     "lead_id": lead.id,

@@ -187,6 +187,9 @@ class Timeline:
     touches: tuple[Touch, ...] = ()
     holds: tuple[Hold, ...] = ()
     steps: list[Step] = field(default_factory=list)
+    # What the conditions said over the lead's history (conditions.Facts: connect, stop,
+    # disqualifications, holds), for callers that record outcomes; not part of the timeline.
+    facts: Any = field(default=None, compare=False, repr=False)
 
     def step(self, key: str) -> Step:
         """The step with this key; KeyError if the timeline has none."""

@@ -55,6 +55,14 @@ __all__ = ["CANCELLED", "FIRED", "PAUSED", "PENDING", "History", "Step", "Timeli
 CLOCK_PROPERTY = {"created": "createdate", "owner_assigned": "hubspot_owner_assigneddate"}
 
 
+def touches_needed(policy: Policy) -> int:
+    """Touches a lead must get before it may be disqualified or recycled without blame."""
+    dq = policy.premature_disqualification
+    if dq and dq.min_touches:
+        return dq.min_touches
+    return policy.cadence.min_touches if policy.cadence else 1
+
+
 def build_timeline(
     rules: RuleSet,
     portal_id: int | None,
@@ -123,7 +131,7 @@ class _Builder:
         self.people = People(self.rules, p, self.team_name, self.member, (first_year, last_year))
         history = self.history or History.current(self.props, at, owner_since=start)
         self.history_ = history
-        needed = self._needed()
+        needed = touches_needed(p)
         facts = cond.read_facts(p, history, self.touches, start, at, needed)
         spans = [(h.start, h.end or max(h.start, at)) for h in facts.holds]
         self.time = HeldTime(self.cal, spans)
@@ -143,6 +151,7 @@ class _Builder:
             touches=self.touches,
             holds=facts.holds,
             steps=steps,
+            facts=facts,
         )
 
     # --- building blocks -----------------------------------------------------------------------
@@ -160,12 +169,6 @@ class _Builder:
             name = found
             tz = self.member.timezone if self.member and not self.p.calendar else None
         return name, self.rules.calendar(name, year=first, last_year=last, tz=tz)
-
-    def _needed(self) -> int:
-        dq = self.p.premature_disqualification
-        if dq and dq.min_touches:
-            return dq.min_touches
-        return self.p.cadence.min_touches if self.p.cadence else 1
 
     def add(self, t: datetime, d: Duration | timedelta) -> datetime:
         return self.time.add(t, d)

@@ -9,6 +9,7 @@ from flask import Flask, Response, g, request
 from integrations.slack import interactivity as slack_interactivity
 from sla_bot import metrics
 from sla_bot.config import Settings, load_settings
+from sla_bot.reports import page as reports_page
 from sla_bot.web import hubspot_oauth, hubspot_webhook, ops
 from sla_bot.web.errors import json_error
 from sla_bot.web.services import Services
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(hubspot_oauth.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(slack_interactivity.bp)
+    app.register_blueprint(reports_page.bp)
 
     @app.before_request
     def _start_timer() -> None:

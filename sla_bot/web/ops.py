@@ -65,5 +65,12 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics_endpoint() -> Response:
-    body, content_type = metrics.render()
+    from sla_bot.metrics_db import DatabaseCollector
+
+    database = current_app.extensions.get("sla_bot_metrics_db")
+    if database is None:
+        services: Services = current_app.extensions["sla_bot"]
+        database = DatabaseCollector(services.engine, services.clock)
+        current_app.extensions["sla_bot_metrics_db"] = database
+    body, content_type = metrics.render(database)
     return Response(body, content_type=content_type)

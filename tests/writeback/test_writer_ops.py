@@ -37,6 +37,9 @@ def only(fake: FakeHubSpot, kind: str) -> dict[str, Any]:
 
 
 def test_update_contact_patches_the_properties(engine, clock, fake_hubspot, writer) -> None:
+    # The portal has these custom properties (its contacts carry them).
+    custom = {"sla_breached": "", "sla_minutes": "", "notes": ""}
+    fake_hubspot.add_contact("901", {"email": "lead@example.com", **custom})
     props = {"hs_lead_status": "NEW", "sla_breached": True, "sla_minutes": 15, "notes": None}
     payload = {"op": "update_contact", "contact_id": "901", "properties": props}
     add_row(engine, "u1", payload, now=clock.now())
@@ -46,6 +49,15 @@ def test_update_contact_patches_the_properties(engine, clock, fake_hubspot, writ
     assert (contact["sla_breached"], contact["sla_minutes"], contact["notes"]) == ("true", "15", "")
     assert row(engine, "u1").status == "sent"
     assert result(engine, "u1") == {"updated": True, "contact_id": "901"}
+
+
+def test_a_property_the_portal_does_not_have_fails_for_good(
+    engine, clock, fake_hubspot, writer
+) -> None:
+    payload = {"op": "update_contact", "contact_id": "901", "properties": {"no_such_prop": "x"}}
+    add_row(engine, "u2", payload, now=clock.now())
+    assert deliver(engine, writer, clock) == (0, 1)
+    assert 'Property \\"no_such_prop\\" does not exist' in (row(engine, "u2").error or "")
 
 
 def test_create_task_is_associated_and_owned(engine, clock, fake_hubspot, writer) -> None:
@@ -189,7 +201,7 @@ def test_the_tokens_portal_is_discovered_and_other_portals_refused(
 ) -> None:
     fake_hubspot.add_contact("901")
     writer = HubSpotWriter(hubspot_client)
-    payload = {"op": "update_contact", "contact_id": "901", "properties": {"x": "1"}}
+    payload = {"op": "update_contact", "contact_id": "901", "properties": {"company": "1"}}
     add_row(engine, "ours", payload, now=clock.now())
     add_row(engine, "theirs", payload, now=clock.now(), portal_id=999)
     assert deliver(engine, writer, clock) == (1, 1)
@@ -204,11 +216,11 @@ def test_the_tokens_portal_is_discovered_and_other_portals_refused(
 def test_per_portal_clients(engine, clock, fake_hubspot, hubspot_client) -> None:
     fake_hubspot.add_contact("901")
     writer = HubSpotWriter({PORTAL: hubspot_client})
-    payload = {"op": "update_contact", "contact_id": "901", "properties": {"x": "2"}}
+    payload = {"op": "update_contact", "contact_id": "901", "properties": {"company": "2"}}
     add_row(engine, "a", payload, now=clock.now())
     add_row(engine, "b", payload, now=clock.now(), portal_id=7)
     assert deliver(engine, writer, clock) == (1, 1)
-    assert fake_hubspot.contacts["901"]["x"] == "2"
+    assert fake_hubspot.contacts["901"]["company"] == "2"
     assert row(engine, "b").error == "no HubSpot token for portal 7"
 
 
@@ -217,7 +229,7 @@ def test_revoked_token_waits_instead_of_dropping_rows(
 ) -> None:
     fake_hubspot.add_contact("901")
     stale = make_hubspot_client(access_token="pat-na1-revoked", max_retries=0)
-    payload = {"op": "update_contact", "contact_id": "901", "properties": {"x": "3"}}
+    payload = {"op": "update_contact", "contact_id": "901", "properties": {"company": "3"}}
     add_row(engine, "auth", payload, now=clock.now())
     assert deliver(engine, HubSpotWriter(SinglePortal(stale, PORTAL)), clock) == (0, 0)
     waiting = row(engine, "auth")

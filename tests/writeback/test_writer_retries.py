@@ -49,7 +49,7 @@ def searches(fake: FakeHubSpot) -> int:
 def test_429_is_retried_after_the_backoff(engine, clock, fake_hubspot, make_writer) -> None:
     writer = make_writer()
     fake_hubspot.fail_next(1, status=429, retry_after=7, path_contains="/contacts/901")
-    payload = {"op": "update_contact", "contact_id": "901", "properties": {"x": "1"}}
+    payload = {"op": "update_contact", "contact_id": "901", "properties": {"company": "1"}}
     add_row(engine, "u", payload, now=clock.now())
 
     assert deliver_due(engine, writer, now=clock.now()) == (0, 0)
@@ -66,7 +66,7 @@ def test_429_is_retried_after_the_backoff(engine, clock, fake_hubspot, make_writ
     assert deliver_due(engine, writer, now=clock.now()) == (1, 0)
     done = row(engine, "u")
     assert (done.status, done.attempts, done.error) == ("sent", 2, None)
-    assert fake_hubspot.contacts["901"]["x"] == "1"
+    assert fake_hubspot.contacts["901"]["company"] == "1"
 
 
 @pytest.mark.parametrize("restarted", [False, True], ids=["same-worker", "restarted-worker"])
