@@ -26,6 +26,8 @@ from sla_bot.engine import audit, outcome_store
 from sla_bot.engine import leads as repo
 from sla_bot.engine.cli import describe
 from sla_bot.engine.notifications import contact_name, contact_url
+from sla_bot.leadqueue import html as queue_html
+from sla_bot.leadqueue.query import QueueFilter, open_leads
 from sla_bot.reports import access, aggregate, charts, formats, run
 from sla_bot.reports.facts import GROUPINGS, Filters, utc
 from sla_bot.rules.errors import RulesInvalid
@@ -219,7 +221,26 @@ def premature_section(ctx: PageContext) -> Section:
     return Section("premature", "Premature disqualifications", Markup(html))
 
 
+QUEUE_ROWS = 50
+
+
+def queue_section(ctx: PageContext) -> Section:
+    """The open leads now, most urgent first: the same list as `sla-bot leads list`."""
+    services = _services()
+    now = services.clock.now()
+    with services.engine.connect() as conn:
+        items = open_leads(
+            conn,
+            services.rules.current(),
+            now,
+            QueueFilter(portal=ctx.filters.portal, limit=QUEUE_ROWS),
+        )
+    title = f"Open leads, most urgent first (first {QUEUE_ROWS})"
+    return Section("queue", title, Markup(queue_html.render(items, now)))
+
+
 SECTIONS: list[Callable[[PageContext], Section]] = [
+    queue_section,
     trend_section,
     scorecard_section,
     funnel_section,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from sla_bot.cli import main
 from sla_bot.db.schema import lead_outcomes
+from sla_bot.leadqueue.query import QueueFilter, open_leads
 from sla_bot.reports import formats
 from tests.outcomes.history import RULES, play
 from tests.outcomes.reports_app import SECRET_KEY, app_for, cells, services_for, signed
@@ -202,3 +204,17 @@ def test_an_empty_database_reports_nothing_without_failing(engine: Engine, db_ur
         assert "No leads in this window." in page.get_data(as_text=True)
     body = _get(client, "/reports", format="json", access=signed(services)).get_json()
     assert body["groups"] == [] and body["total"]["leads"] == 0
+
+
+def test_the_page_lists_the_open_leads_like_leads_list(played: Engine, db_url: str) -> None:
+    services = services_for(played, db_url)
+    client = app_for(services).test_client()
+    html = _get(client, "/reports", access=signed(services)).get_data(as_text=True)
+    queue = html.split('<section id="queue">', 1)[1].split("</section>", 1)[0]
+    shown = re.findall(r"/record/0-1/(\d+)\"", queue)
+    with played.connect() as conn:
+        expected = open_leads(conn, services.rules.current(), services.clock.now(), QueueFilter())
+    assert expected, "the played history leaves open leads"
+    assert shown == [str(i.contact_id) for i in expected]
+    other = _get(client, "/reports", access=signed(services, portal=777)).get_data(as_text=True)
+    assert "No open leads match." in other.split('<section id="queue">', 1)[1]
