@@ -57,7 +57,13 @@ def _scorecard(p: Payload, st: _Style) -> list[tuple[str, list[str]]]:
     ] or ["no leads this week"]
     longest = [
         f"{i}. {st.e(w['name'])} ({st.e(w['rep'])}): "
-        + (f"{w['waited']} to a first touch" if w["touched"] else f"{w['waited']}, not touched yet")
+        + (
+            f"{w['waited']} to a first touch"
+            if w["touched"]
+            else f"{w['waited']}, not touched yet"
+            if w.get("open")
+            else f"{w['waited']}, closed without a touch"
+        )
         for i, w in enumerate(p.get("longest") or [], start=1)
     ] or ["none"]
     return [("", summary), ("Per rep", reps), ("Waited longest", longest)]

@@ -116,11 +116,13 @@ def recipients(d: Digest, team: Team | None) -> list[dict[str, Any]]:
 
 
 def longest_waits(rows: Sequence[Any], now: datetime, n: int = LONGEST) -> list[dict[str, Any]]:
-    """The leads that waited longest for a first touch: until it, or until now if none yet."""
+    """The leads that waited longest for a first touch: until it; without one, until the lead
+    was closed (recycled, disqualified...) or, if still open, until now."""
     waits = []
     for r in rows:
         touched = r.first_touch_at is not None
-        seconds = r.wall_seconds if touched else int((now - utc(r.started_at)).total_seconds())
+        end = utc(r.outcome_at) if r.outcome_at is not None else now
+        seconds = r.wall_seconds if touched else int((end - utc(r.started_at)).total_seconds())
         if seconds is None:
             continue
         waits.append(
@@ -132,6 +134,7 @@ def longest_waits(rows: Sequence[Any], now: datetime, n: int = LONGEST) -> list[
                 "waited_s": max(seconds, 0),
                 "waited": formats.duration(max(seconds, 0)),
                 "touched": touched,
+                "open": r.outcome_at is None,
             }
         )
     waits.sort(key=lambda w: (-w["waited_s"], w["portal_id"], w["contact_id"]))
