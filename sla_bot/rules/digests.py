@@ -130,6 +130,7 @@ def check(checker: Checker) -> None:
     """References (teams, calendars) and what a digest needs from its teams."""
     defs = checker.defs
     default = defs.settings.get("default_calendar")
+    scored: dict[tuple[str, int | None], str] = {}  # (team, portal) -> the digest scoring it
     for name, d in defs.items["digests"].items():
         where = ("digests", name)
         calendar_ok = checker.ref("calendars", d.calendar, where, ("calendar",))
@@ -146,6 +147,14 @@ def check(checker: Checker) -> None:
         for i, team_name in enumerate(d.teams or []):
             checker.ref("teams", team_name, where, ("teams", i))
         for team_name in teams:
+            first = scored.setdefault((team_name, d.portal), name)
+            if first != name:
+                checker.at(
+                    *where,
+                    ("teams",) if d.teams else ("kind",),
+                    f"team '{team_name}' "
+                    f"already gets a scorecard from '{first}' (one per team and portal)",
+                )
             team = defs.items["teams"].get(team_name)
             if team is None:
                 continue
