@@ -36,3 +36,5 @@ def test_the_worker_plans_and_logs_the_digests(
         planned["deliver-slack"]()
     assert caplog.text.count("Scorecard sdr, week 2026-W45") == 1
     assert "no leads this week" in caplog.text  # an empty week still gets its scorecard
+    assert "team=sdr&access=<hidden>" in caplog.text  # a link is a grant: not in the log
+    assert "access=v1." not in caplog.text
