@@ -29,6 +29,7 @@ KINDS = {
 RAW_REFERENCES = {
     "policies": (("team", "teams"), ("calendar", "calendars")),
     "teams": (("calendar", "calendars"),),
+    "digests": (("calendar", "calendars"),),
 }
 
 
