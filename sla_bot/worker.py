@@ -21,6 +21,7 @@ from sla_bot.web.services import Services
 
 log = logging.getLogger(__name__)
 METRICS_INTERVAL = 5.0  # heartbeat and buffered counters; alerts allow several missed beats
+DIGESTS_INTERVAL = 30.0  # a digest due at 08:30 is enqueued by 08:30:30
 
 
 def split_once(services: Services) -> None:
@@ -56,6 +57,13 @@ def report_metrics(services: Services) -> None:
     now = services.clock.now()
     metrics_store.beat(services.engine, now=now)
     metrics_store.BUFFER.flush(services.engine, now=now)
+
+
+def plan_digests(services: Services) -> None:
+    """Weekly scorecards and the marketing digest, enqueued once per period when due."""
+    from sla_bot.digests.plan import tick
+
+    tick(services)
 
 
 def slack_deliverer(services: Services) -> Any:
@@ -99,6 +107,7 @@ def jobs(services: Services) -> list[tuple[str, Callable[[], None], float]]:
         ("reload-rules", lambda: reload_rules(services), 2.0),
         ("checkpoint-sqlite-wal", lambda: checkpoint_wal(services), 1.0),
         ("report-metrics", lambda: report_metrics(services), METRICS_INTERVAL),
+        ("plan-digests", lambda: plan_digests(services), DIGESTS_INTERVAL),
         # HubSpot write-back delivery + reconciliation (sla_bot.reconcile); none without a token.
         *hubspot_jobs(services, properties=properties, client=client),
         *engine_jobs(services, metrics_store.Counted(slack_deliverer(services)), client),

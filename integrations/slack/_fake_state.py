@@ -45,6 +45,8 @@ class Workspace:
         self.ephemerals: list[dict[str, Any]] = []
         self.views: dict[str, dict[str, Any]] = {}
         self.expired_triggers: set[str] = set()
+        self.files: dict[str, dict[str, Any]] = {}  # uploads: id -> name, length, data, ...
+        self.upload_base = "http://127.0.0.1/"  # the fake's own address (set by FakeSlack)
         self._seq = itertools.count(1)
 
     # --- helpers ----------
@@ -177,6 +179,81 @@ class Workspace:
         view.update(id=view_id, hash=self._ts(), trigger_id=self.views[view_id]["trigger_id"])
         self.views[view_id] = view
         return {"ok": True, "view": view}
+
+    # --- file uploads: files_upload_v2's three steps ----------
+
+    def files_getUploadURLExternal(self, args: dict[str, Any]) -> Reply:
+        filename, length = args.get("filename"), str(args.get("length") or "")
+        if not filename or not length.isdigit() or int(length) <= 0:
+            return err("invalid_arguments")
+        file_id = self._id("F")
+        self.files[file_id] = {
+            "id": file_id,
+            "name": str(filename),
+            "length": int(length),
+            "alt_txt": args.get("alt_txt"),
+            "data": None,
+            "completed": False,
+        }
+        return {
+            "ok": True,
+            "upload_url": f"{self.upload_base}upload/v1/{file_id}",
+            "file_id": file_id,
+        }
+
+    def upload(self, file_id: str, data: bytes) -> tuple[int, str]:
+        """The POST to an upload URL: the raw bytes; plain-text answer, like files.slack.com."""
+        found = self.files.get(file_id)
+        if found is None or found["completed"]:
+            return 404, "Not Found"
+        found["data"] = data
+        return 200, f"OK - {len(data)}"
+
+    def files_completeUploadExternal(self, args: dict[str, Any]) -> Reply:
+        try:
+            listed = json.loads(args.get("files") or "[]")
+        except ValueError:
+            return err("invalid_arguments")
+        if not isinstance(listed, list) or not listed:
+            return err("invalid_arguments")
+        picked = []
+        for entry in listed:
+            found = self.files.get(str(entry.get("id")))
+            if found is None or found["data"] is None or found["completed"]:
+                return err("file_not_found")  # never uploaded, or completed already
+            if len(found["data"]) != found["length"]:
+                return err("invalid_arguments")
+            picked.append((found, entry.get("title") or found["name"]))
+        conv = None
+        if args.get("channel_id"):
+            conv = self.resolve(args["channel_id"], by_name=False)  # an id, never a #name
+            if conv is None:
+                return err("channel_not_found")
+        thread_ts = args.get("thread_ts")
+        if thread_ts and (conv is None or self.find(conv, thread_ts) is None):
+            return err("invalid_thread_ts")
+        shown = []
+        for found, file_title in picked:
+            png = found["data"].startswith(b"\x89PNG\r\n\x1a\n")
+            found.update(completed=True, title=file_title, channel=conv.id if conv else None)
+            found["mimetype"] = "image/png" if png else "application/octet-stream"
+            shown.append(
+                {k: found[k] for k in ("id", "name", "title", "mimetype")}
+                | {"size": len(found["data"])}
+            )
+        if conv is not None:  # shared: a message carrying the files (in the thread, if any)
+            message: dict[str, Any] = {
+                "type": "message",
+                "user": BOT_USER,
+                "ts": self._ts(),
+                "text": args.get("initial_comment") or "",
+                "files": shown,
+                "upload": True,
+            }
+            if thread_ts:
+                message["thread_ts"] = thread_ts
+            conv.messages.append(message)
+        return {"ok": True, "files": shown}
 
     def conversations_history(self, args: dict[str, Any]) -> Reply:
         conv = self.resolve(args.get("channel"), by_name=False)

@@ -28,7 +28,9 @@ from slack_sdk.http_retry.state import RetryState
 
 Sleep = Callable[[float], None]
 # Calls whose effect is not idempotent: an ambiguous failure must not be blindly retried.
-NOT_IDEMPOTENT = frozenset({"chat.postMessage", "chat.postEphemeral"})
+NOT_IDEMPOTENT = frozenset(
+    {"chat.postMessage", "chat.postEphemeral", "files.completeUploadExternal"}
+)
 
 
 def api_method(request: HttpRequest) -> str:

@@ -28,6 +28,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from integrations.slack import threads
+from integrations.slack.digest_messages import KINDS as DIGEST_KINDS
 from integrations.slack.errors import ambiguous, classify, error_code
 from integrations.slack.messages import plain_text, render, state_after
 from integrations.slack.ops import OpsReporter
@@ -70,8 +71,15 @@ class SlackDeliverer:
         self.ops = ops or OpsReporter(client, None, clock=clock)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        from integrations.slack.digests import DigestSender  # it reuses this module's names
+
+        self.digests = DigestSender(
+            client, engine, clock=clock, directory=self.directory, pacer=self.pacer, ops=self.ops
+        )
 
     def deliver(self, item: OutboxItem) -> dict[str, Any]:
+        if item.kind in DIGEST_KINDS:  # weekly scorecards and the marketing digest
+            return self.digests.deliver(item)
         now = self.clock.now()
         progress: dict[str, Any] = dict(item.result or {})
         try:

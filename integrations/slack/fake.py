@@ -12,6 +12,11 @@ and views.open/update. It accepts JSON or form bodies (slack_sdk sends both), re
 `Authorization: Bearer <token>` (else `invalid_auth`), refuses `U…` ids as chat channels
 (`channel_not_found`: DM through conversations.open), and records every call.
 
+File uploads are files_upload_v2's three steps as Slack has them: files.getUploadURLExternal
+(filename and length) hands out an upload URL on this server, the client POSTs the raw bytes
+there (no token; a URL is good for one upload), and files.completeUploadExternal shares the
+files in a channel (by id) or thread, as a message carrying them; `uploaded()` returns them.
+
 Faults (each consumes one matching call): `fail_next` (429 + Retry-After, 5xx, or an API error),
 `failure_rate` (random 429/5xx), `delay_next` (process, then hold the answer: a client timeout
 after the message was posted). `apply=True` on 5xx posts the message *before* failing - the
@@ -139,6 +144,11 @@ class FakeSlack(LocalServer):
             conv = self.ws.conversations[channel]
             conv.messages = [m for m in conv.messages if ts not in (m["ts"], m.get("thread_ts"))]
 
+    def uploaded(self) -> list[dict[str, Any]]:
+        """Every completed upload: id, name, title, mimetype, channel and the bytes (`data`)."""
+        with self._lock:
+            return [dict(f) for f in self.ws.files.values() if f["completed"]]
+
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]
@@ -195,16 +205,22 @@ class FakeSlack(LocalServer):
             status, body, headers, delay = 500, err("fake_bug"), {}, 0.0
         if delay:
             time.sleep(delay)
-        response = Response(json.dumps(body), status=status, content_type="application/json")
+        if isinstance(body, str):  # the upload URL answers in plain text
+            response = Response(body, status=status, content_type="text/plain")
+        else:
+            response = Response(json.dumps(body), status=status, content_type="application/json")
         for key, value in headers.items():
             response.headers[key] = value
         return response(environ, start_response)
 
     def _handle(self, request: Request, method: str) -> tuple[int, Any, dict[str, str], float]:
+        if request.path.startswith("/upload/"):
+            return self._upload(request, method)
         args = decode_args(request)
         auth = request.headers.get("Authorization", "")
         self._open.wait(timeout=30)
         with self._lock:
+            self.ws.upload_base = self.base_url  # upload URLs point back at this server
             call = Call(method, args)
             self.calls.append(call)
             handler = getattr(self.ws, method.replace(".", "_"), None)
@@ -224,6 +240,20 @@ class FakeSlack(LocalServer):
                 return self._fault_answer(call, fault)
             delay = consume(self._delays, method)
             return 200, reply, {}, delay.delay if delay else 0.0
+
+    def _upload(self, request: Request, file_id: str) -> tuple[int, Any, dict[str, str], float]:
+        data = request.get_data()
+        self._open.wait(timeout=30)
+        with self._lock:
+            call = Call("upload", {"file_id": file_id, "length": len(data)})
+            self.calls.append(call)
+            fault = self._take_fault("upload")
+            if fault is not None and not fault.apply:
+                call.applied, call.status = False, fault.status
+                return fault.status, "upload failed", {}, 0.0
+            status, text = self.ws.upload(file_id, data)
+            call.status, call.applied = status, status == 200
+            return status, text, {}, 0.0
 
     def _take_fault(self, method: str) -> Fault | None:
         fault = consume(self._faults, method)

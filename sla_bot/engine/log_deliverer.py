@@ -58,7 +58,12 @@ class LogDeliverer:
         self.lines: list[str] = []
 
     def deliver(self, item: OutboxItem) -> dict[str, Any]:
-        line = render(item.payload)
+        if item.kind in ("scorecard", "marketing"):  # the weekly digests (sla_bot.digests)
+            from integrations.slack.digest_messages import plain_text
+
+            line = plain_text(item.payload)
+        else:
+            line = render(item.payload)
         self.lines.append(line)
         log.info("%s", line)
         return {"logged": True}

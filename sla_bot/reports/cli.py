@@ -10,10 +10,9 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 from sla_bot.durations import DurationError, parse_duration
-from sla_bot.reports import access, formats, run
+from sla_bot.reports import formats, links, run
 from sla_bot.reports.facts import GROUPINGS
 from sla_bot.rules.errors import RulesInvalid
 
@@ -40,6 +39,7 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--portal", type=int, default=None, help="one HubSpot portal (default: all)"
     )
+    parser.add_argument("--team", default=None, help="one team's leads (default: all)")
     parser.add_argument(
         "--tz", default=None, help="time zone of dates and weeks (default: the rules' calendar)"
     )
@@ -84,6 +84,7 @@ def _params(args: argparse.Namespace) -> dict[str, str | None]:
         "since": args.since,
         "until": args.until,
         "tz": args.tz,
+        "team": args.team,
         "portal": None if args.portal is None else str(args.portal),
     }
 
@@ -138,30 +139,22 @@ def cmd_leads(args: argparse.Namespace) -> int:
     return 0
 
 
-def base_url(settings: Any, explicit: str | None) -> str:
-    """The service's public origin: --base-url, else SLA_BOT_PUBLIC_URL's, else host:port."""
-    if explicit:
-        return explicit.rstrip("/")
-    if settings.public_url:
-        parts = urlsplit(settings.public_url)
-        return f"{parts.scheme}://{parts.netloc}"
-    return f"http://{settings.host}:{settings.port}"
-
-
 def cmd_link(args: argparse.Namespace) -> int:
     from sla_bot.cli import settings_from_env
     from sla_bot.clock import SystemClock
 
     settings = settings_from_env()
-    signer = access.from_settings(settings)
     try:
         lifetime = parse_duration(args.expires).as_timedelta()
-        token = signer.sign(now=SystemClock().now(), lifetime=lifetime, portal=args.portal)
+        url = links.signed_url(
+            settings,
+            now=SystemClock().now(),
+            lifetime=lifetime,
+            params=_params(args),
+            portal=args.portal,
+            base=args.base_url,
+        )
     except (DurationError, ValueError) as exc:
         return _fail(str(exc))
-    query = {k: v for k, v in _params(args).items() if v is not None and k != "portal"}
-    if args.portal is not None:
-        query["portal"] = str(args.portal)
-    query["access"] = token
-    print(f"{base_url(settings, args.base_url)}/reports?{urlencode(query)}")
+    print(url)
     return 0

@@ -77,6 +77,7 @@ class Filters:
     until: datetime | None = None
     portal: int | None = None
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    team: str | None = None  # only the leads of this team (the rules' team name)
 
     def __post_init__(self) -> None:
         if self.by not in GROUPINGS:
@@ -129,6 +130,8 @@ def _window(query: Any, f: Filters) -> Any:
         query = query.where(o.started_at < f.until)
     if f.portal is not None:
         query = query.where(o.portal_id == f.portal)
+    if f.team is not None:
+        query = query.where(o.team == f.team)
     return query
 
 

@@ -59,6 +59,8 @@ def filters_line(report: Report) -> str:
     since = f.since.astimezone(f.tz).isoformat() if f.since else "the beginning"
     until = f.until.astimezone(f.tz).isoformat() if f.until else "now"
     portal = f"portal {f.portal}" if f.portal is not None else "all portals"
+    if f.team is not None:
+        portal += f", team {f.team}"
     return (
         f"Leads whose clock started from {since} until {until}, {portal}, by {f.by} "
         f"(weeks start Monday 00:00 {f.tz.key})"
@@ -81,6 +83,7 @@ def as_json(report: Report) -> str:
             "since": plain(f.since),
             "until": plain(f.until),
             "portal": f.portal,
+            "team": f.team,
             "timezone": f.tz.key,
         },
         "metrics": [{"key": m.key, "label": m.label, "kind": m.kind} for m in report.metrics],

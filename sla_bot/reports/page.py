@@ -35,7 +35,7 @@ from sla_bot.web.services import Services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__, template_folder="templates")
-FILTER_PARAMS = ("by", "since", "until", "portal", "tz")
+FILTER_PARAMS = ("by", "since", "until", "portal", "tz", "team")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "

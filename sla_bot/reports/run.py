@@ -70,5 +70,10 @@ def filters_from(
             raise ValueError(f"portal {text!r}: expected a portal id")
         portal = int(text)
     return Filters(
-        by=str(params.get("by") or "rep"), since=since, until=until, portal=portal, tz=tz
+        by=str(params.get("by") or "rep"),
+        since=since,
+        until=until,
+        portal=portal,
+        tz=tz,
+        team=str(params["team"]) if params.get("team") else None,
     )

@@ -35,6 +35,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "teams": m.Team,
     "policies": m.Policy,
     "routing": m.Routing,
+    "digests": m.Digest,
 }
 TOP_KEYS = ("settings", *SECTIONS)
 PATTERNS = ("*.yaml", "*.yml")
@@ -120,6 +121,7 @@ def load_sources(sources: Sequence[Source], *, year: int | None = None) -> LoadR
         teams=defs.items["teams"],
         policies=defs.items["policies"],
         routing=defs.items["routing"],
+        digests=defs.items["digests"],
         files=files,
     )
     return LoadResult(ruleset, [], version, files)

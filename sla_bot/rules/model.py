@@ -13,6 +13,7 @@ import holidays as holidays_pkg
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
 from sla_bot.rules.base import Base, Channel, DateRange, DateRanges, Name
+from sla_bot.rules.digests import Digest
 from sla_bot.rules.fields import (
     EMAIL_PATTERN,
     SLACK_USER_PATTERN,
@@ -47,6 +48,7 @@ __all__ = [
     "Cadence",
     "Calendar",
     "DateRange",
+    "Digest",
     "Disqualification",
     "EscalationStep",
     "FirstTouch",
@@ -224,6 +226,8 @@ class RulesFile(Base):
     teams: dict[Name, Team] = {}
     policies: dict[Name, Policy] = {}
     routing: dict[Name, Routing] = {}
+    digests: dict[Name, Digest] = {}
+    """Weekly scorecards and the marketing digest (see docs/rules.md#digests)."""
 
     @model_validator(mode="before")
     @classmethod

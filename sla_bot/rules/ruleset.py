@@ -15,7 +15,7 @@ from typing import Any
 
 from sla_bot.businesstime import BusinessCalendar
 from sla_bot.rules.calendars import build_calendar
-from sla_bot.rules.model import IGNORE, Calendar, Member, Policy, Routing, Settings, Team
+from sla_bot.rules.model import IGNORE, Calendar, Digest, Member, Policy, Routing, Settings, Team
 from sla_bot.rules.select import Props
 
 SNAPSHOT_FORMAT = 1
@@ -51,6 +51,7 @@ class RuleSet:
         teams: Mapping[str, Team],
         policies: Mapping[str, Policy],
         routing: Mapping[str, Routing],
+        digests: Mapping[str, Digest] | None = None,
         files: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings or Settings()
@@ -58,6 +59,7 @@ class RuleSet:
         self.teams = dict(teams)
         self.policies = dict(policies)
         self.routing = dict(routing)
+        self.digests = dict(digests or {})
         self.files = files
         self._built: dict[tuple[str, str | None, int, int], BusinessCalendar] = {}
         self._lock = threading.Lock()
@@ -172,6 +174,7 @@ class RuleSet:
             teams=self.teams,
             policies=policies,
             routing=self.routing,
+            digests=self.digests,
             files=self.files,
         )
 
@@ -183,6 +186,7 @@ class RuleSet:
             f"{len(self.teams)} teams ({members} members)",
             f"{len(self.policies)} policies",
             f"{len(self.routing)} routing blocks",
+            *([f"{len(self.digests)} digests"] if self.digests else []),
         ]
         return ", ".join(parts)
 

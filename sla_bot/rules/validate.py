@@ -10,18 +10,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sla_bot.businesstime import CalendarError
+from sla_bot.rules import digests
 from sla_bot.rules import model as m
 from sla_bot.rules.calendars import build_calendar, check_holiday_source
 from sla_bot.rules.report import Origin, Report
 from sla_bot.rules.select_implies import selector_implies
 from sla_bot.rules.yamlpos import Path
 
-KINDS = {"calendars": "calendar", "teams": "team", "policies": "policy", "routing": "routing"}
+KINDS = {
+    "calendars": "calendar",
+    "teams": "team",
+    "policies": "policy",
+    "routing": "routing",
+    "digests": "digest",
+}
 # References a definition makes by name: (key, section it names). Checked from the raw YAML for
 # definitions that failed validation, so "every error" includes a bad name next to a bad value.
 RAW_REFERENCES = {
     "policies": (("team", "teams"), ("calendar", "calendars")),
     "teams": (("calendar", "calendars"),),
+    "digests": (("calendar", "calendars"),),
 }
 
 
@@ -239,3 +247,4 @@ def validate(defs: Definitions, report: Report, year: int) -> None:
     checker.policies()
     checker.broken_references()
     checker.routing()
+    digests.check(checker)

@@ -52,7 +52,14 @@ def test_committed_schema_is_current() -> None:
         "rules/schema.json is stale: run python -m sla_bot.rules.schema"
     )
     schema = json.loads(render())
-    assert set(schema["properties"]) == {"settings", "calendars", "teams", "policies", "routing"}
+    assert set(schema["properties"]) == {
+        "settings",
+        "calendars",
+        "teams",
+        "policies",
+        "routing",
+        "digests",
+    }
 
 
 @pytest.mark.parametrize(
