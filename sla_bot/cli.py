@@ -266,6 +266,31 @@ def cmd_db_current(args: argparse.Namespace) -> int:
     return 0 if current == head else 1
 
 
+def cmd_db_prune(args: argparse.Namespace) -> int:
+    settings = settings_from_env()
+    start_logging(settings, notes=False)
+    require_database(settings)
+    from sla_bot import retention
+    from sla_bot.clock import SystemClock
+    from sla_bot.db.engine import make_engine
+
+    engine = make_engine(settings.database_url, busy_timeout_ms=5000)
+    require_schema_current(engine, settings)
+    policy = retention.Policy.from_settings(settings)
+    counts = retention.prune(engine, policy, now=SystemClock().now(), dry_run=args.dry_run)
+    left = retention.remaining(engine)
+    verb = "would delete" if args.dry_run else "deleted"
+    width = max(len(name) for name in counts)
+    print(
+        f"{'TABLE':<{width}}  {verb.upper():>12}  {'ROWS LEFT' if not args.dry_run else 'ROWS NOW':>10}"
+    )
+    for name, n in counts.items():
+        print(f"{name:<{width}}  {n:>12}  {left[name]:>10}")
+    if args.dry_run:
+        print("(dry run: nothing was deleted)")
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from sla_bot.config import describe_settings
 
@@ -358,6 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Show the database's schema revision and the latest one; exit 1 if they differ.",
         cmd_db_current,
     )
+    prune = _command(
+        db,
+        "prune",
+        "delete rows past retention now (the worker also does it every hour)",
+        "Delete what the retention settings (SLA_BOT_RETAIN_*) no longer keep: processed "
+        "webhook bodies and events, the audit trail and delivered outbox rows of long-closed "
+        "leads, old dead letters; idle processes' counter rows are folded into one. Open leads' "
+        "rows and outcome facts are never deleted. Prints rows per table.",
+        cmd_db_prune,
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     _command(
         sub,
         "check-config",

@@ -371,3 +371,16 @@ metric_series = Table(
     Column("value", Float, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# --- Liveness (migration 0011) ------------------------------------------------------------------
+# One row per running worker process, beaten every few seconds: /readyz, `sla-bot health` and
+# the heartbeat gauge on /metrics all read it. Rows of workers gone for a day are pruned.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("worker_id", String(64), primary_key=True),  # host:pid:random, one per process
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("beat_at", UTCDateTime, nullable=False),
+)
