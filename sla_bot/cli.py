@@ -279,11 +279,9 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
     policy = retention.Policy.from_settings(settings)
     counts = retention.prune(engine, policy, now=SystemClock().now(), dry_run=args.dry_run)
     left = retention.remaining(engine)
-    verb = "would delete" if args.dry_run else "deleted"
+    verb, left_now = ("WOULD DELETE", "ROWS NOW") if args.dry_run else ("DELETED", "ROWS LEFT")
     width = max(len(name) for name in counts)
-    print(
-        f"{'TABLE':<{width}}  {verb.upper():>12}  {'ROWS LEFT' if not args.dry_run else 'ROWS NOW':>10}"
-    )
+    print(f"{'TABLE':<{width}}  {verb:>12}  {left_now:>10}")
     for name, n in counts.items():
         print(f"{name:<{width}}  {n:>12}  {left[name]:>10}")
     if args.dry_run:
