@@ -95,25 +95,23 @@ def rules(policy: Policy, *, now: datetime, wall_now: datetime) -> list[Rule]:
         leads.c.object_id == webhook_events.c.object_id,
         not_(leads.c.status.in_(CLOSED)),
     )
-    event_of_batch = exists().where(webhook_events.c.batch_id == webhook_batches.c.id)
+    event_goes = and_(
+        webhook_events.c.processed_at.is_not(None),
+        webhook_events.c.received_at < webhooks_before,
+        not_(open_lead),
+    )
+    # A batch goes with its last event; said this way, a dry run counts it too.
+    event_kept = exists().where(webhook_events.c.batch_id == webhook_batches.c.id, not_(event_goes))
     long_closed = _closed_before(closed_before)
     return [
-        Rule(
-            webhook_events,
-            webhook_events.c.id,
-            and_(
-                webhook_events.c.processed_at.is_not(None),
-                webhook_events.c.received_at < webhooks_before,
-                not_(open_lead),
-            ),
-        ),
+        Rule(webhook_events, webhook_events.c.id, event_goes),
         Rule(
             webhook_batches,
             webhook_batches.c.id,
             and_(
                 webhook_batches.c.processed_at.is_not(None),
                 webhook_batches.c.received_at < webhooks_before,
-                not_(event_of_batch),
+                not_(event_kept),
             ),
         ),
         Rule(lead_events, lead_events.c.id, lead_events.c.lead_id.in_(long_closed)),
