@@ -150,11 +150,11 @@ def rules_holder(settings: Any) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sla_bot.server import ensure_metrics_dir, instance_dir
+    from sla_bot.server import instance_dir, use_metrics_dir
 
-    ensure_metrics_dir()
-    settings = settings_from_env()
-    with instance_dir():
+    with instance_dir() as run_dir:
+        use_metrics_dir(run_dir)
+        settings = settings_from_env()
         start_logging(settings)
         return serve(settings)
 
@@ -184,13 +184,13 @@ def serve(
     migrate.upgrade(engine)
     engine.dispose()
     build_services(settings)  # validates rules before anything listens
-    from sla_bot.server import WebServer, start_worker_process, stop_process
+    from sla_bot.server import WebServer, WorkerSupervisor
 
-    worker = start_worker_process(worker_argv)
+    worker = WorkerSupervisor(worker_argv).start()
     try:
         WebServer(settings, factory or app_factory).run()
     finally:
-        stop_process(worker)
+        worker.stop()
     return 0
 
 
@@ -204,11 +204,11 @@ def app_factory(clock: Any = None) -> Any:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from sla_bot.server import WebServer, ensure_metrics_dir, instance_dir, port_problem
+    from sla_bot.server import WebServer, instance_dir, port_problem, use_metrics_dir
 
-    ensure_metrics_dir()
-    settings = settings_from_env()
-    with instance_dir():
+    with instance_dir() as run_dir:
+        use_metrics_dir(run_dir)
+        settings = settings_from_env()
         start_logging(settings)
         problem = port_problem(settings)
         if problem:
@@ -401,9 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 0 if `sla-bot serve` would start, 2 otherwise.",
         cmd_check_config,
     )
-    from sla_bot import deadletters
+    from sla_bot import deadletters, health
 
     deadletters.register(sub)
+    health.register(sub)
     from sla_bot import webhook_tool
     from sla_bot.demo import cli as demo_cli
 
