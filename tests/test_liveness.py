@@ -125,7 +125,7 @@ def test_serve_starts_a_killed_worker_again_and_stays_healthy(tmp_path: Path) ->
         assert again, service.log.read_text()[-2000:]
         (new_pid,) = again
         assert Path(f"/proc/{new_pid}").exists()
-        assert "the worker process (pid %d) exited" % pid in service.log.read_text()
+        assert f"the worker process (pid {pid}) exited" in service.log.read_text()
         assert requests.get(service.url + "/readyz", timeout=5).status_code == 200
         health = run(
             "health",
