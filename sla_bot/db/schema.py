@@ -96,6 +96,10 @@ Index(
     sqlite_where=webhook_events.c.processed_at.is_(None),
 )
 
+# Retention deletes a batch once none of its events is left: found (and the foreign key checked)
+# through this index, not a scan of every event per batch (migration 0011).
+Index("ix_webhook_events_batch_id", webhook_events.c.batch_id)
+
 dead_letters = Table(
     "dead_letters",
     metadata,

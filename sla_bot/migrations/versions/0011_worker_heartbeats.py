@@ -1,4 +1,5 @@
-"""Worker heartbeats: one row per worker process, so a dead worker shows on /readyz.
+"""Worker heartbeats: one row per worker process, so a dead worker shows on /readyz; an index
+for retention (a batch is deleted once none of its events is left).
 
 The heartbeat used to be a gauge row in `metric_series`; the gauge now reads this table, so the
 old rows go.
@@ -31,8 +32,10 @@ def upgrade() -> None:
         sa.Column("beat_at", UTCDateTime, nullable=False),
         sa.PrimaryKeyConstraint("worker_id", name=op.f("pk_worker_heartbeats")),
     )
+    op.create_index("ix_webhook_events_batch_id", "webhook_events", ["batch_id"])
     op.execute(sa.text("DELETE FROM metric_series WHERE name = :n").bindparams(n=OLD_HEARTBEAT))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_webhook_events_batch_id", table_name="webhook_events")
     op.drop_table("worker_heartbeats")
