@@ -426,7 +426,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["health"]:
+        # The Docker health check runs every 30 s, with a timeout: it skips the full parser,
+        # which imports every command's modules (the rules engine alone takes seconds on a
+        # busy machine).
+        from sla_bot import health
+
+        return health.main(given[1:])
+    args = build_parser().parse_args(given)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a broken pipe shows here, not in an unraisable error at exit

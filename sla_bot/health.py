@@ -19,25 +19,38 @@ import urllib.request
 from typing import Any
 
 HEALTHY, UNHEALTHY = 0, 1
-DEFAULT_STALE = (
-    60.0  # a worker's own check, when SLA_BOT_WORKER_STALE_SECONDS=0 turns /readyz's off
-)
+# A worker's own check when SLA_BOT_WORKER_STALE_SECONDS=0 turns /readyz's off.
+DEFAULT_STALE = 60.0
+
+
+HELP = "exit 0 if this sla-bot (serve, web or worker) is working (Docker HEALTHCHECK)"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "health",
-        help="exit 0 if this sla-bot (serve, web or worker) is working (Docker HEALTHCHECK)",
-        description="Check the sla-bot running here: `serve` and `web` through GET /readyz on "
-        "SLA_BOT_PORT, a `worker` through its own heartbeat in the database (recent, from a "
-        "live process on this host). Without --web or --worker: /readyz if something listens "
-        "on the port, else the worker check. Exit 0 if healthy, 1 if not, saying why.",
-    )
+    """`sla-bot --help` lists it; `sla-bot health ...` itself is parsed by `main`."""
+    _arguments(sub.add_parser("health", help=HELP, description=DESCRIPTION))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="sla-bot health", description=DESCRIPTION)
+    _arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
     role = p.add_mutually_exclusive_group()
     role.add_argument("--web", action="store_true", help="only ask /readyz (serve or web)")
     role.add_argument("--worker", action="store_true", help="only check this host's worker")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds for /readyz (default 3)")
     p.set_defaults(func=run)
+
+
+DESCRIPTION = (
+    "Check the sla-bot running here: `serve` and `web` through GET /readyz on "
+    "SLA_BOT_PORT, a `worker` through its own heartbeat in the database (recent, from a "
+    "live process on this host). Without --web or --worker: /readyz if something listens "
+    "on the port, else the worker check. Exit 0 if healthy, 1 if not, saying why."
+)
 
 
 def run(args: argparse.Namespace) -> int:
