@@ -200,9 +200,11 @@ def _delete_in_chunks(
     stop: threading.Event | None,
     on_chunk: Callable[[str, int, float], None] | None,
 ) -> int:
-    total = 0
+    total, last = 0, None
     while stop is None or not stop.is_set():
-        picked = select(rule.key).where(rule.where).order_by(rule.key).limit(chunk)
+        # Onwards from the last key seen: rows kept (an open lead's) are passed over once.
+        after = true() if last is None else rule.key > last
+        picked = select(rule.key).where(rule.where, after).order_by(rule.key).limit(chunk)
         began = time.perf_counter()
         with write_transaction(engine, background=True) as conn:
             keys = list(conn.execute(picked).scalars())
@@ -213,6 +215,7 @@ def _delete_in_chunks(
         total += len(keys)
         if len(keys) < chunk:
             break
+        last = keys[-1]
     return total
 
 
