@@ -23,7 +23,9 @@ COPY rules ./rules
 USER slabot
 VOLUME ["/data"]
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s --start-period=30s --retries=3 \
-  CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SLA_BOT_PORT', '8080'), timeout=2)"
+# One check for every role: `serve` and `web` through /readyz (serve's includes its worker's
+# heartbeat), `worker` through its own heartbeat in the database (it has no port).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+  CMD ["sla-bot", "health"]
 STOPSIGNAL SIGTERM
 CMD ["sla-bot", "serve"]

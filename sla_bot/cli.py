@@ -150,11 +150,11 @@ def rules_holder(settings: Any) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sla_bot.server import ensure_metrics_dir, instance_dir
+    from sla_bot.server import instance_dir, use_metrics_dir
 
-    ensure_metrics_dir()
-    settings = settings_from_env()
-    with instance_dir():
+    with instance_dir() as run_dir:
+        use_metrics_dir(run_dir)
+        settings = settings_from_env()
         start_logging(settings)
         return serve(settings)
 
@@ -184,13 +184,13 @@ def serve(
     migrate.upgrade(engine)
     engine.dispose()
     build_services(settings)  # validates rules before anything listens
-    from sla_bot.server import WebServer, start_worker_process, stop_process
+    from sla_bot.server import WebServer, WorkerSupervisor
 
-    worker = start_worker_process(worker_argv)
+    worker = WorkerSupervisor(worker_argv).start()
     try:
         WebServer(settings, factory or app_factory).run()
     finally:
-        stop_process(worker)
+        worker.stop()
     return 0
 
 
@@ -204,11 +204,11 @@ def app_factory(clock: Any = None) -> Any:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from sla_bot.server import WebServer, ensure_metrics_dir, instance_dir, port_problem
+    from sla_bot.server import WebServer, instance_dir, port_problem, use_metrics_dir
 
-    ensure_metrics_dir()
-    settings = settings_from_env()
-    with instance_dir():
+    with instance_dir() as run_dir:
+        use_metrics_dir(run_dir)
+        settings = settings_from_env()
         start_logging(settings)
         problem = port_problem(settings)
         if problem:
@@ -264,6 +264,29 @@ def cmd_db_current(args: argparse.Namespace) -> int:
     current, head = migrate.current_revision(engine), migrate.head_revision()
     print(f"current: {current or '(empty database)'}  head: {head}")
     return 0 if current == head else 1
+
+
+def cmd_db_prune(args: argparse.Namespace) -> int:
+    settings = settings_from_env()
+    start_logging(settings, notes=False)
+    require_database(settings)
+    from sla_bot import retention
+    from sla_bot.clock import SystemClock
+    from sla_bot.db.engine import make_engine
+
+    engine = make_engine(settings.database_url, busy_timeout_ms=5000)
+    require_schema_current(engine, settings)
+    policy = retention.Policy.from_settings(settings)
+    counts = retention.prune(engine, policy, now=SystemClock().now(), dry_run=args.dry_run)
+    left = retention.remaining(engine)
+    verb, left_now = ("WOULD DELETE", "ROWS NOW") if args.dry_run else ("DELETED", "ROWS LEFT")
+    width = max(len(name) for name in counts)
+    print(f"{'TABLE':<{width}}  {verb:>12}  {left_now:>10}")
+    for name, n in counts.items():
+        print(f"{name:<{width}}  {n:>12}  {left[name]:>10}")
+    if args.dry_run:
+        print("(dry run: nothing was deleted)")
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -358,6 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Show the database's schema revision and the latest one; exit 1 if they differ.",
         cmd_db_current,
     )
+    prune = _command(
+        db,
+        "prune",
+        "delete rows past retention now (the worker also does it every hour)",
+        "Delete what the retention settings (SLA_BOT_RETAIN_*) no longer keep: processed "
+        "webhook bodies and events, the audit trail and delivered outbox rows of long-closed "
+        "leads, old dead letters; idle processes' counter rows are folded into one. Open leads' "
+        "rows and outcome facts are never deleted. Prints rows per table.",
+        cmd_db_prune,
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     _command(
         sub,
         "check-config",
@@ -367,9 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 0 if `sla-bot serve` would start, 2 otherwise.",
         cmd_check_config,
     )
-    from sla_bot import deadletters
+    from sla_bot import deadletters, health
 
     deadletters.register(sub)
+    health.register(sub)
     from sla_bot import webhook_tool
     from sla_bot.demo import cli as demo_cli
 
@@ -391,7 +426,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["health"]:
+        # The Docker health check runs every 30 s, with a timeout: it skips the full parser,
+        # which imports every command's modules (the rules engine alone takes seconds on a
+        # busy machine).
+        from sla_bot import health
+
+        return health.main(given[1:])
+    args = build_parser().parse_args(given)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a broken pipe shows here, not in an unraisable error at exit

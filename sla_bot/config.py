@@ -145,6 +145,37 @@ class Settings(BaseModel):
         None,
         description="campaign costs CSV; default: campaign-costs.csv in the rules directory",
     )
+    worker_stale_seconds: float = _env(
+        "SLA_BOT_WORKER_STALE_SECONDS",
+        60.0,
+        ge=0,
+        description="/readyz answers 503 when no worker heartbeat is this recent; 0: no check",
+    )
+    retention_interval_seconds: float = _env(
+        "SLA_BOT_RETENTION_INTERVAL_SECONDS",
+        3600.0,
+        ge=0,
+        description="how often the worker deletes rows past retention; 0: never (`db prune`)",
+    )
+    retain_webhooks: str = _env(
+        "SLA_BOT_RETAIN_WEBHOOKS",
+        "7d",
+        description="raw webhook bodies and their events (at least 72h: duplicate detection); "
+        "an open lead's are kept while it is open",
+    )
+    retain_closed_leads: str = _env(
+        "SLA_BOT_RETAIN_CLOSED_LEADS",
+        "90d",
+        description="audit trail and delivered outbox rows of a lead closed this long ago",
+    )
+    retain_dead_letters: str = _env(
+        "SLA_BOT_RETAIN_DEAD_LETTERS", "30d", description="dead letters last seen this long ago"
+    )
+    retain_metric_series: str = _env(
+        "SLA_BOT_RETAIN_METRIC_SERIES",
+        "7d",
+        description="counter rows of processes idle this long are folded into one (totals kept)",
+    )
     log_format: Literal["text", "json"] = _env("SLA_BOT_LOG_FORMAT", "text")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env("SLA_BOT_LOG_LEVEL", "INFO")
 
@@ -177,6 +208,34 @@ class Settings(BaseModel):
 
         parse_duration(v).as_timedelta()  # wall-clock only, e.g. 30m
         return v
+
+    @field_validator(
+        "retain_webhooks", "retain_closed_leads", "retain_dead_letters", "retain_metric_series"
+    )
+    @classmethod
+    def _retention(cls, v: str, info: Any) -> str:
+        from datetime import timedelta
+
+        from sla_bot.durations import parse_duration
+
+        try:
+            kept = parse_duration(v).as_timedelta()
+        except Exception:
+            raise ValueError("expected a duration such as 72h, 30d or 12w") from None
+        if info.field_name == "retain_webhooks" and kept < timedelta(hours=72):
+            raise ValueError(
+                "expected at least 72h: HubSpot retries a webhook for up to 3 days, and the "
+                "stored events are how duplicates are recognised"
+            )
+        if kept < timedelta(hours=1):
+            raise ValueError("expected at least 1h")
+        return v
+
+    def retention(self, name: str) -> Any:
+        """A retention setting as a timedelta, e.g. retention("dead_letters")."""
+        from sla_bot.durations import parse_duration
+
+        return parse_duration(getattr(self, f"retain_{name}")).as_timedelta()
 
     @field_validator("hubspot_rate_limit", "hubspot_search_rate_limit")
     @classmethod

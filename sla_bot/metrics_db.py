@@ -20,10 +20,10 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from sqlalchemy import case, func, select
+from sqlalchemy import Connection, case, func, select
 from sqlalchemy.engine import Engine
 
-from sla_bot import metrics_store
+from sla_bot import heartbeat, metrics_store
 from sla_bot.clock import Clock
 from sla_bot.db.schema import lead_outcomes, outbox
 from sla_bot.engine import outcomes as oc
@@ -52,9 +52,13 @@ HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
 CHANNELS = ("slack", "hubspot")
 
 
-def last_heartbeat(totals: dict[tuple[str, str], float]) -> float | None:
-    """The newest worker heartbeat (epoch seconds), from the worker's own gauge row."""
-    return totals.get((metrics_store.HEARTBEAT, "[]"))
+HEARTBEAT = "sla_bot_worker_last_heartbeat_timestamp_seconds"
+
+
+def last_heartbeat(conn: Connection) -> float | None:
+    """The newest worker heartbeat (epoch seconds), from `worker_heartbeats` as /readyz reads."""
+    latest = heartbeat.latest_beat(conn)
+    return latest.timestamp() if latest is not None else None
 
 
 class DatabaseCollector:
@@ -72,7 +76,8 @@ class DatabaseCollector:
         try:
             with self.engine.connect() as conn:
                 totals = metrics_store.totals(conn)
-            families = [*self._counters(totals), *self._gauges_cached()]
+                latest = last_heartbeat(conn)
+            families = [*self._counters(totals, latest), *self._gauges_cached()]
         except Exception as exc:  # /metrics must answer even when the database does not
             log.warning("metrics: cannot read the database (%s)", type(exc).__name__)
             up.add_metric([], 0)
@@ -82,7 +87,7 @@ class DatabaseCollector:
         yield up
         yield from families
 
-    def _counters(self, totals: dict[tuple[str, str], float]) -> list[Metric]:
+    def _counters(self, totals: dict[tuple[str, str], float], latest: float | None) -> list[Metric]:
         out: list[Metric] = []
         for name, (doc, labels) in COUNTERS.items():
             family = CounterMetricFamily(name, doc, labels=labels)
@@ -94,10 +99,9 @@ class DatabaseCollector:
         for name, (doc, buckets) in HISTOGRAMS.items():
             out.append(_histogram(name, doc, buckets, totals))
         beat = GaugeMetricFamily(
-            metrics_store.HEARTBEAT,
+            HEARTBEAT,
             "When a worker last reported alive (Unix time); alert when it stops moving",
         )
-        latest = last_heartbeat(totals)
         if latest is not None:
             beat.add_metric([], latest)
         out.append(beat)

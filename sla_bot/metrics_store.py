@@ -7,8 +7,9 @@ Where each metric is written and who exposes it:
 - the worker writes its counters here: outcome counters in the very transaction that records a
   decision (exact: a rolled-back decision counts nothing, a replayed one counts once), delivery
   and API-error counters from an in-memory buffer flushed every few seconds;
-- gauges (open and overdue leads, outbox backlog, the worker's heartbeat) are read from the
-  database when `/metrics` is scraped (`sla_bot.metrics_db`).
+- gauges (open and overdue leads, outbox backlog, the worker's heartbeat from
+  `worker_heartbeats`) are read from the database when `/metrics` is scraped
+  (`sla_bot.metrics_db`).
 
 So `serve`, and `web` + `worker` run separately (even on different machines), expose the same
 numbers on any web process's `/metrics`. Each process only updates its own rows (`process`), so
@@ -36,7 +37,6 @@ from sla_bot.increments import Increment, Labels
 
 log = logging.getLogger(__name__)
 PROCESS = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-HEARTBEAT = "sla_bot_worker_last_heartbeat_timestamp_seconds"
 
 
 def labels_key(labels: Labels) -> str:
@@ -79,24 +79,14 @@ def add(
         _upsert(conn, rows, add=True)
 
 
-def beat(engine: Engine, *, now: datetime, process: str = PROCESS) -> None:
-    """The worker is alive: its heartbeat is a gauge row holding the time (epoch seconds)."""
-    row = {"name": HEARTBEAT, "labels": "[]", "process": process}
-    with write_transaction(engine, background=True) as conn:
-        _upsert(conn, [{**row, "value": now.timestamp(), "updated_at": now}], add=False)
-
-
 def totals(conn: Connection) -> dict[tuple[str, str], float]:
-    """(name, labels) -> value summed over processes (the heartbeat: the latest beat)."""
+    """(name, labels) -> value summed over processes."""
     out: dict[tuple[str, str], float] = {}
     for name, labels, value in conn.execute(
         select(metric_series.c.name, metric_series.c.labels, metric_series.c.value)
     ).all():
         key = (name, labels)
-        if name == HEARTBEAT:
-            out[key] = max(out.get(key, value), value)
-        else:
-            out[key] = out.get(key, 0.0) + value
+        out[key] = out.get(key, 0.0) + value
     return out
 
 

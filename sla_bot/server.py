@@ -17,6 +17,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,6 +152,7 @@ class WebServer(BaseApplication):  # type: ignore[misc]
             "keepalive": 2,
             "accesslog": None,
             "post_fork": lambda _server, _worker: die_with_parent(),
+            "child_exit": lambda _server, worker: process_gone(worker.pid),
             "logger_class": GunicornLogger,
             # gunicorn >= 24 opens a control socket, by default ~/.gunicorn/gunicorn.ctl: one
             # path for every instance on the machine, failing on a read-only home. Unused here.
@@ -164,12 +167,22 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         return self.app_factory()
 
 
-def ensure_metrics_dir() -> None:
-    """Multiprocess metrics need a fresh shared directory, set before prometheus is imported."""
+def use_metrics_dir(run_dir: Path) -> None:
+    """Multiprocess metrics need a fresh shared directory, set before prometheus is imported:
+    one inside the instance directory, so it goes when the instance does (at exit, or at the
+    next start after a SIGKILL). A PROMETHEUS_MULTIPROC_DIR set by the operator is theirs."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        import tempfile
+        metrics_dir = run_dir / "metrics"
+        metrics_dir.mkdir(exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sla-bot-metrics-")
+
+def process_gone(pid: int) -> None:
+    """Drop a dead process's live gauges from the multiprocess metrics (gunicorn child_exit)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
 
 
 def _worker_child_setup() -> None:
@@ -184,6 +197,83 @@ def start_worker_process(argv: Sequence[str] | None = None) -> subprocess.Popen[
         list(argv or [sys.executable, "-m", "sla_bot", "worker"]),
         preexec_fn=_worker_child_setup,  # noqa: PLW1509 - prctl and nice only
     )
+
+
+class WorkerSupervisor:
+    """`serve`'s worker process, started again whenever it dies (crash, OOM kill, `kill -9`).
+
+    Webhooks keep being acknowledged while it is down (they are stored), so it must come back:
+    after `backoff` seconds, doubling up to `max_backoff` while it keeps dying within
+    `steady_after` seconds of starting. gunicorn's arbiter reaps every child, this one
+    included, so its exit status is often unknown; that it exited is all that matters here.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str] | None = None,
+        *,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        steady_after: float = 60.0,
+    ) -> None:
+        self.argv = argv
+        self.backoff, self.max_backoff, self.steady_after = backoff, max_backoff, steady_after
+        self.restarts = 0
+        self._owner = os.getpid()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
+
+    def start(self) -> WorkerSupervisor:
+        self._thread.start()
+        return self
+
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
+        with self._lock:
+            if self._stop.is_set():
+                return None
+            # Started from this thread, so PR_SET_PDEATHSIG fires when it ends: with `stop`.
+            self._proc = start_worker_process(self.argv)
+            return self._proc
+
+    def _run(self) -> None:
+        delay = self.backoff
+        while True:
+            started = time.monotonic()
+            proc = self._spawn()
+            if proc is None:
+                return
+            while proc.poll() is None:
+                if self._stop.wait(0.5):
+                    return
+            if self._stop.is_set():
+                return
+            process_gone(proc.pid)
+            if time.monotonic() - started >= self.steady_after:
+                delay = self.backoff
+            log.error(
+                "the worker process (pid %d) exited%s; starting it again in %.0f s",
+                proc.pid,
+                f" with status {proc.returncode}" if proc.returncode else "",
+                delay,
+            )
+            if self._stop.wait(delay):
+                return
+            self.restarts += 1
+            delay = min(delay * 2, self.max_backoff)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if os.getpid() != self._owner:
+            # A gunicorn web worker (a fork) leaving through `serve`'s frame: not its worker to
+            # stop, and the lock may have been copied while held by the supervisor thread.
+            return
+        with self._lock:
+            self._stop.set()
+            proc = self._proc
+        if proc is not None:
+            stop_process(proc, timeout)
+        self._thread.join(timeout=5)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

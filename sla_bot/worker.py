@@ -13,8 +13,9 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from sla_bot import metrics, metrics_store
+from sla_bot import metrics, metrics_store, retention
 from sla_bot.db.engine import checkpoint
+from sla_bot.heartbeat import Heartbeat, wall_now
 from sla_bot.reconcile import hubspot_jobs
 from sla_bot.splitter import split_pending
 from sla_bot.web.services import Services
@@ -52,11 +53,10 @@ def checkpoint_wal(services: Services) -> None:
     checkpoint(services.engine)
 
 
-def report_metrics(services: Services) -> None:
+def report_metrics(services: Services, beat: Heartbeat) -> None:
     """The worker is alive, and what it counted outside transactions reaches /metrics."""
-    now = services.clock.now()
-    metrics_store.beat(services.engine, now=now)
-    metrics_store.BUFFER.flush(services.engine, now=now)
+    beat.beat(services.engine, now=wall_now())  # liveness is wall time, whatever the clock
+    metrics_store.BUFFER.flush(services.engine, now=services.clock.now())
 
 
 def plan_digests(services: Services) -> None:
@@ -84,7 +84,9 @@ def slack_deliverer(services: Services) -> Any:
     )
 
 
-def jobs(services: Services) -> list[tuple[str, Callable[[], None], float]]:
+def jobs(
+    services: Services, beat: Heartbeat | None = None, stop: threading.Event | None = None
+) -> list[tuple[str, Callable[[], None], float]]:
     """(name, callable, interval seconds) for every periodic job.
 
     One set of per-portal HubSpot clients serves the engine's fetches, the write-back and
@@ -95,6 +97,9 @@ def jobs(services: Services) -> list[tuple[str, Callable[[], None], float]]:
 
     interval = services.settings.worker_interval_seconds
     client = hubspot_clients(services)
+    beat = beat or Heartbeat.for_this_process()
+    every = services.settings.retention_interval_seconds
+    pruning = [("retention", retention.job(services, stop), every)] if every > 0 else []
 
     def properties() -> list[str]:
         if services.rules is None or not services.rules.loaded:
@@ -106,8 +111,9 @@ def jobs(services: Services) -> list[tuple[str, Callable[[], None], float]]:
         ("split-webhook-batches", lambda: split_once(services), min(interval, 0.5)),
         ("reload-rules", lambda: reload_rules(services), 2.0),
         ("checkpoint-sqlite-wal", lambda: checkpoint_wal(services), 1.0),
-        ("report-metrics", lambda: report_metrics(services), METRICS_INTERVAL),
+        ("report-metrics", lambda: report_metrics(services, beat), METRICS_INTERVAL),
         ("plan-digests", lambda: plan_digests(services), DIGESTS_INTERVAL),
+        *pruning,
         # HubSpot write-back delivery + reconciliation (sla_bot.reconcile); none without a token.
         *hubspot_jobs(services, properties=properties, client=client),
         *engine_jobs(services, metrics_store.Counted(slack_deliverer(services)), client),
@@ -117,7 +123,9 @@ def jobs(services: Services) -> list[tuple[str, Callable[[], None], float]]:
 def run(services: Services, stop: threading.Event) -> None:
     """Run until `stop` is set (SIGTERM); finish the running jobs before returning."""
     scheduler = BackgroundScheduler(timezone="UTC")
-    planned = jobs(services)
+    beat = Heartbeat.for_this_process()
+    beat.beat(services.engine, now=wall_now())  # ready at once, not one interval later
+    planned = jobs(services, beat, stop)
     for name, func, seconds in planned:
         scheduler.add_job(
             func,

@@ -96,6 +96,10 @@ Index(
     sqlite_where=webhook_events.c.processed_at.is_(None),
 )
 
+# Retention deletes a batch once none of its events is left: found (and the foreign key checked)
+# through this index, not a scan of every event per batch (migration 0011).
+Index("ix_webhook_events_batch_id", webhook_events.c.batch_id)
+
 dead_letters = Table(
     "dead_letters",
     metadata,
@@ -370,4 +374,17 @@ metric_series = Table(
     Column("process", String(64), primary_key=True),
     Column("value", Float, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# --- Liveness (migration 0011) ------------------------------------------------------------------
+# One row per running worker process, beaten every few seconds: /readyz, `sla-bot health` and
+# the heartbeat gauge on /metrics all read it. Rows of workers gone for a day are pruned.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("worker_id", String(64), primary_key=True),  # host:pid:random, one per process
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("beat_at", UTCDateTime, nullable=False),
 )

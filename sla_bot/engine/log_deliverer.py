@@ -7,6 +7,7 @@ would read: who is told what, and the deadline in the recipient's time zone.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,12 +51,15 @@ def render(payload: dict[str, Any]) -> str:
 
 
 class LogDeliverer:
-    """Deliverer for channel "slack" that logs instead of posting; idempotent by nature."""
+    """Deliverer for channel "slack" that logs instead of posting; idempotent by nature.
+
+    `lines` keeps only the latest `keep` lines (for a look in tests and the demo): a worker runs
+    for months, and the log already holds every line."""
 
     channel = "slack"
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
+    def __init__(self, keep: int = 100) -> None:
+        self.lines: deque[str] = deque(maxlen=keep)
 
     def deliver(self, item: OutboxItem) -> dict[str, Any]:
         if item.kind in ("scorecard", "marketing"):  # the weekly digests (sla_bot.digests)

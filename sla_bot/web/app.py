@@ -7,7 +7,7 @@ import time
 from flask import Flask, Response, g, request
 
 from integrations.slack import interactivity as slack_interactivity
-from sla_bot import metrics
+from sla_bot import heartbeat, metrics
 from sla_bot.config import Settings, load_settings
 from sla_bot.reports import page as reports_page
 from sla_bot.web import hubspot_oauth, hubspot_webhook, ops
@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # One byte of slack so the webhook reader can tell "exactly the limit" from "over it".
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes + 1
     app.extensions["sla_bot"] = services
+    app.extensions["sla_bot_started_at"] = heartbeat.wall_now()  # /readyz: a worker's grace
     app.register_blueprint(hubspot_webhook.bp)
     app.register_blueprint(hubspot_oauth.bp)
     app.register_blueprint(ops.bp)

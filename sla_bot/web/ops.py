@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
-from sla_bot import metrics
+from sla_bot import heartbeat, metrics
 from sla_bot.db import migrate
 from sla_bot.web.services import Services
 
@@ -17,7 +19,27 @@ def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
-def readiness(services: Services) -> tuple[bool, dict[str, object]]:
+def worker_check(services: Services, started_at: datetime | None) -> str | None:
+    """ "ok", or why no worker is processing (None: the check is off). A web process that has
+    just started gives the workers one threshold's time to send their first beat."""
+    stale_after = services.settings.worker_stale_seconds
+    if stale_after <= 0:
+        return None
+    now = heartbeat.wall_now()
+    try:
+        with services.engine.connect() as conn:
+            latest = heartbeat.latest_beat(conn)
+    except Exception as exc:  # reported by the database check
+        return f"unknown: {type(exc).__name__}"
+    starting = latest is None and started_at is not None
+    if starting and (now - started_at).total_seconds() <= stale_after:
+        return "ok"
+    return heartbeat.staleness(latest, now=now, stale_after=stale_after) or "ok"
+
+
+def readiness(
+    services: Services, started_at: datetime | None = None
+) -> tuple[bool, dict[str, object]]:
     """Each check with a plain reason; ready only if all pass."""
     checks: dict[str, object] = {}
     ready = True
@@ -33,6 +55,10 @@ def readiness(services: Services) -> tuple[bool, dict[str, object]]:
     except Exception as exc:  # any failure to reach the database means not ready
         ready = False
         checks["database"] = f"unreachable: {type(exc).__name__}"
+    worker = worker_check(services, started_at)
+    if worker is not None:
+        ready = ready and worker == "ok"
+        checks["worker"] = worker
     rules = services.rules
     if rules is not None:
         rules.reload_if_changed()  # cheap stat() scan; picks up edits within one probe
@@ -57,7 +83,7 @@ def readiness(services: Services) -> tuple[bool, dict[str, object]]:
 @bp.get("/readyz")
 def readyz() -> Response:
     services: Services = current_app.extensions["sla_bot"]
-    ready, checks = readiness(services)
+    ready, checks = readiness(services, current_app.extensions.get("sla_bot_started_at"))
     response = jsonify({"status": "ready" if ready else "not ready", "checks": checks})
     response.status_code = 200 if ready else 503
     return response

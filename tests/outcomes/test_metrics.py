@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from sla_bot import metrics, metrics_store
 from sla_bot.clock import FrozenClock
+from sla_bot.heartbeat import Heartbeat
 from sla_bot.metrics_db import DatabaseCollector
 from sla_bot.outbox import DeliveryError, OutboxItem
 from tests.conftest import T0
@@ -141,9 +142,10 @@ def test_a_counted_deliverer_counts_each_outcome(
 
 
 def test_the_heartbeat_is_the_newest_beat_of_any_worker(engine: Engine, clock: FrozenClock) -> None:
-    metrics_store.beat(engine, now=T0, process="w1")
-    metrics_store.beat(engine, now=T0 + M, process="w2")
-    metrics_store.beat(engine, now=T0 + 2 * M, process="w1")
+    w1, w2 = Heartbeat("w1", "host", 1), Heartbeat("w2", "host", 2)
+    w1.beat(engine, now=T0)
+    w2.beat(engine, now=T0 + M)
+    w1.beat(engine, now=T0 + 2 * M)
     got = _exposition(engine, clock)
     assert got[("sla_bot_worker_last_heartbeat_timestamp_seconds", ())] == (T0 + 2 * M).timestamp()
 
