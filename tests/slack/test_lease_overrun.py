@@ -43,8 +43,7 @@ def test_a_stalled_worker_whose_lease_was_taken_over_posts_nothing(
 
     assert taken_over == [(2, 0)]
     assert sent_by_a == (0, 0)  # the loser counts nothing as sent
-    posted = Counter(
-        m["metadata"]["event_payload"]["key"] for m in workspace.all_messages() if m["channel"] != OPS
-    )
+    messages = [m for m in workspace.all_messages() if m["channel"] != OPS]
+    posted = Counter(m["metadata"]["event_payload"]["key"] for m in messages)
     assert posted == Counter({correlation(k): 1 for k in keys})
     assert [(r["status"], r["attempts"]) for r in rows(engine)] == [("sent", 2), ("sent", 1)]
