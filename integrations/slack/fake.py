@@ -14,7 +14,7 @@ and views.open/update. It accepts JSON or form bodies (slack_sdk sends both), re
 
 Faults (each consumes one matching call): `fail_next` (429 + Retry-After, 5xx, or an API error),
 `failure_rate` (random 429/5xx), `delay_next` (process, then hold the answer: a client timeout
-after the message was posted). `apply=True` on 5xx posts the message *before* failing - the
+after the message was posted), `hang_rate` (the same at random: a share of calls hang). `apply=True` on 5xx posts the message *before* failing - the
 ambiguous case a deliverer must not double-post on.
 """
 
@@ -72,6 +72,7 @@ class FakeSlack(LocalServer):
             self._faults: list[Fault] = []
             self._delays: list[Fault] = []
             self._random: tuple[float, tuple[int, ...], random.Random, float] | None = None
+            self._hangs: tuple[float, float, random.Random] | None = None
 
     # --- test-facing data ----------
 
@@ -178,6 +179,12 @@ class FakeSlack(LocalServer):
         with self._lock:
             self._random = (p, tuple(statuses), random.Random(seed), apply_ratio) if p else None
 
+    def hang_rate(self, p: float, seconds: float, *, seed: int | None = None) -> None:
+        """Process each call that succeeds, then hold its answer `seconds`, with probability
+        `p` (a hung connection: the client times out after the effect); `p=0` stops it."""
+        with self._lock:
+            self._hangs = (p, seconds, random.Random(seed)) if p else None
+
     def delay_next(self, n: int, seconds: float, *, method: str | None = None) -> None:
         """Process the next `n` matching calls, then hold each answer `seconds`."""
         with self._lock:
@@ -223,6 +230,10 @@ class FakeSlack(LocalServer):
             if fault is not None:
                 return self._fault_answer(call, fault)
             delay = consume(self._delays, method)
+            if delay is None and self._hangs is not None:
+                p, seconds, rng = self._hangs
+                if rng.random() < p:
+                    return 200, reply, {}, seconds
             return 200, reply, {}, delay.delay if delay else 0.0
 
     def _take_fault(self, method: str) -> Fault | None:

@@ -127,16 +127,22 @@ def deliver_parallel(
     deliverer: Deliverer,
     *,
     now: datetime,
-    workers: int = 8,
+    workers: int = 16,
     batch: int = 5,
     limit: int = 500,
     clock: Clock | None = None,
+    poll: float = 0.25,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[int, int]:
     """Deliver due rows of `deliverer.channel` with `workers` threads; return (sent, failed).
 
     With `clock`, every claim reads the time afresh, so leases stay valid through a long run.
+    A thread that finds nothing due keeps looking every `poll` seconds while another thread is
+    still in a call: a hung call holds up only its own row, not the retries that come due
+    meanwhile. The run ends when no thread has anything to do.
     """
     totals = [0, 0, 0]  # sent, failed, attempted
+    busy = [0]
     lock = threading.Lock()
     counting = _Counting(deliverer)
 
@@ -145,14 +151,22 @@ def deliver_parallel(
             with lock:
                 if totals[2] >= limit:
                     return
+                busy[0] += 1
             counting.local.n = 0
-            sent, failed = deliver_due(engine, counting, now=now, limit=batch, clock=clock)
-            with lock:
-                totals[0] += sent
-                totals[1] += failed
-                totals[2] += counting.local.n
-            if counting.local.n == 0:  # nothing left to claim
-                return
+            sent = failed = 0
+            try:
+                sent, failed = deliver_due(engine, counting, now=now, limit=batch, clock=clock)
+            finally:
+                with lock:
+                    busy[0] -= 1
+                    totals[0] += sent
+                    totals[1] += failed
+                    totals[2] += counting.local.n
+            if counting.local.n == 0:  # nothing to claim right now
+                with lock:
+                    if busy[0] == 0:
+                        return
+                sleep(poll)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-deliver") as pool:
         for future in [pool.submit(loop) for _ in range(workers)]:

@@ -64,15 +64,16 @@ def engine_jobs(
             )
 
     def deliver() -> None:
-        # Several threads with small claims: DMs to different reps go out in parallel while
-        # the deliverer paces each conversation; a claim never outlives its lease.
+        # 16 threads, one leased row each: DMs to different reps go out in parallel while the
+        # deliverer paces each conversation (through the database, for every worker process);
+        # a hung Slack call holds up only its own row and thread.
         from integrations.slack.pacing import deliver_parallel
 
         deliver_parallel(
             services.engine,
             deliverer,
             now=services.clock.now(),
-            workers=8,
+            workers=16,
             batch=5,
             clock=services.clock,
         )
