@@ -14,8 +14,9 @@ and views.open/update. It accepts JSON or form bodies (slack_sdk sends both), re
 
 Faults (each consumes one matching call): `fail_next` (429 + Retry-After, 5xx, or an API error),
 `failure_rate` (random 429/5xx), `delay_next` (process, then hold the answer: a client timeout
-after the message was posted), `hang_rate` (the same at random: a share of calls hang). `apply=True` on 5xx posts the message *before* failing - the
-ambiguous case a deliverer must not double-post on.
+after the message was posted), `hang_rate` (the same at random: a share of calls hang).
+`apply=True` on 5xx posts the message *before* failing - the ambiguous case a deliverer must not
+double-post on.
 """
 
 from __future__ import annotations
