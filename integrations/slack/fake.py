@@ -42,6 +42,7 @@ class Call:
     status: int = 200
     error: str | None = None  # Slack error code when ok is false
     applied: bool = True  # did the call change the workspace
+    held: float = 0.0  # seconds the answer was held back (delay_next, hang_rate)
 
 
 class FakeSlack(LocalServer):
@@ -234,8 +235,10 @@ class FakeSlack(LocalServer):
             if delay is None and self._hangs is not None:
                 p, seconds, rng = self._hangs
                 if rng.random() < p:
+                    call.held = seconds
                     return 200, reply, {}, seconds
-            return 200, reply, {}, delay.delay if delay else 0.0
+            call.held = delay.delay if delay else 0.0
+            return 200, reply, {}, call.held
 
     def _take_fault(self, method: str) -> Fault | None:
         fault = consume(self._faults, method)

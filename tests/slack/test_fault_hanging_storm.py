@@ -1,17 +1,19 @@
 """Fault test (real time, loopback): a Slack storm with 30% 429/500 answers and 5% of calls
-hanging 20 s. 150 nudges go out, each exactly once, the slowest well within a minute of due.
+hanging 20 s. 150 nudges to 10 reps (15 each: pacing alone spreads a rep's over 15 s) go out,
+each exactly once, the slowest within a minute of due.
 
 The worker's own delivery (deliver_parallel with 8 threads, one leased row per claim, the shared
 database pacer, a 10 s Slack timeout) runs against the fake Slack over real sockets, as the
 `deliver-slack` job does every second. Before fenced per-row delivery, a hung call held its
-whole claimed chunk and its conversation's lock: the slowest nudge arrived 78-170 s late.
+whole claimed chunk and its conversation's lock: the slowest nudge arrived 78-170 s late (this
+test on that code: 80 s).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC
 
 from sqlalchemy.engine import Engine
 
@@ -24,7 +26,7 @@ from sla_bot.clock import SystemClock
 from tests.fixtures_slack import SLACK_TEST_TOKEN
 from tests.slack.helpers import add_lead, queue, rows
 
-NUDGES, REPS = 150, 50
+NUDGES, REPS = 150, 10
 BOUND = 60.0  # seconds after due, the acceptance bound (the issue: 78-170 s before the fix)
 
 
@@ -62,8 +64,8 @@ def test_hanging_storm_delivers_every_nudge_once_and_soon(
 
     done = rows(engine)
     assert Counter(r["status"] for r in done) == {"sent": NUDGES}
-    hung = sum(1 for c in fake_slack.calls if c.status == 200) * 0.05
-    assert hung > 5  # the storm did hang calls (expected count, seeded)
+    hung = sum(1 for c in fake_slack.calls if c.held)
+    assert hung >= 5  # the storm did hang calls
     posted = Counter(
         m["metadata"]["event_payload"]["key"]
         for m in fake_slack.all_messages()
@@ -73,7 +75,6 @@ def test_hanging_storm_delivers_every_nudge_once_and_soon(
     lags = sorted((r["sent_at"].replace(tzinfo=UTC) - due).total_seconds() for r in done)
     print(
         f"\nstorm: {NUDGES} nudges, slowest {lags[-1]:.1f} s after due, "
-        f"median {lags[len(lags) // 2]:.1f} s, {len(fake_slack.calls)} Slack calls"
+        f"median {lags[len(lags) // 2]:.1f} s, {len(fake_slack.calls)} Slack calls, {hung} hung"
     )
     assert lags[-1] <= BOUND
-    assert datetime.now(UTC) > due
