@@ -105,7 +105,7 @@ def test_sigkill_with_claimed_rows_then_restart_delivers_each_once_quickly(
     )
     assert posted == Counter({correlation(k): 1 for k in keys})
     print(
-        f"\nsigkill: {claimed_at_kill} rows claimed at the kill; all sent {recovery:.1f} s after restart"
+        f"\nsigkill: {claimed_at_kill} claimed at the kill; all sent {recovery:.1f} s after restart"
     )
     assert claimed_at_kill >= 6
     assert recovery <= RECOVERY
