@@ -34,7 +34,6 @@ from sla_bot.leases import KEEPER, LEASE, Lease, LeaseLost
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LEASE", "LeaseLost"]  # re-exported: deliverers fence through OutboxItem
 MAX_ATTEMPTS = 12
 
 

@@ -238,7 +238,7 @@ class HubSpotJobs:
         clients = self.clients
         if clients is None:
             return 0, 0
-        # Small claims: every claimed row must be sent well within the outbox lease (120 s),
+        # One row per claim, its lease renewed while its calls run (sla_bot.leases);
         # and each portal's budget paces the sends anyway.
         writer, now = Counted(HubSpotWriter(clients)), self.services.clock.now()
         return deliver_due(
