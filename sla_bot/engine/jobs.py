@@ -8,6 +8,7 @@ from typing import Any
 
 from sla_bot.engine.apply import apply_pending
 from sla_bot.engine.sweep import sweep_due
+from sla_bot.outbox import deliver_parallel
 from sla_bot.web.services import Services
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,6 @@ def engine_jobs(
         # 16 threads, one leased row each: DMs to different reps go out in parallel while the
         # deliverer paces each conversation (through the database, for every worker process);
         # a hung Slack call holds up only its own row and thread.
-        from integrations.slack.pacing import deliver_parallel
-
         deliver_parallel(
             services.engine,
             deliverer,

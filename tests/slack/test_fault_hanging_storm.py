@@ -21,8 +21,8 @@ from integrations.slack.client import make_client
 from integrations.slack.deliverer import SlackDeliverer, correlation
 from integrations.slack.fake import FakeSlack
 from integrations.slack.ops import OpsReporter
-from integrations.slack.pacing import deliver_parallel
 from sla_bot.clock import SystemClock
+from sla_bot.outbox import deliver_parallel
 from tests.fixtures_slack import SLACK_TEST_TOKEN
 from tests.slack.helpers import add_lead, queue, rows
 
