@@ -36,6 +36,13 @@ LEASE = timedelta(seconds=10)
 RENEW_EVERY = 3.0  # real seconds between renewals: three chances before the lease runs out
 
 
+def lease_length(clock: object) -> timedelta:
+    """LEASE in the clock's time: a clock running N times faster than real time (the demo's
+    `speed`) gets an N times longer lease, so it still lasts LEASE of real time."""
+    speed = getattr(clock, "speed", 1.0)
+    return LEASE * (float(speed) if isinstance(speed, int | float) and speed > 1 else 1.0)
+
+
 class LeaseLost(Exception):
     """Another worker holds this row now: whatever this one was about to do, it must not."""
 
@@ -43,8 +50,16 @@ class LeaseLost(Exception):
 class Lease:
     """One claimed row: its id and token (`attempts` at claim time)."""
 
-    def __init__(self, engine: Engine, row_id: int, token: int, now: Callable[[], datetime]):
+    def __init__(
+        self,
+        engine: Engine,
+        row_id: int,
+        token: int,
+        now: Callable[[], datetime],
+        length: timedelta = LEASE,
+    ) -> None:
         self.engine, self.row_id, self.token, self._now = engine, row_id, token, now
+        self.length = length
         self.lost = threading.Event()
 
     def _held(self) -> Any:
@@ -58,7 +73,7 @@ class Lease:
         """Extend the lease; False (and `lost` set) when another claim has replaced ours."""
         with write_transaction(self.engine, background=True) as conn:
             held = conn.execute(
-                update(outbox).where(self._held()).values(next_attempt_at=self._now() + LEASE)
+                update(outbox).where(self._held()).values(next_attempt_at=self._now() + self.length)
             ).rowcount
         if not held:
             self.lost.set()
@@ -74,7 +89,7 @@ class Lease:
         transaction, or raises LeaseLost."""
         if self.lost.is_set():
             raise LeaseLost(f"outbox {self.row_id}: lease {self.token} lost")
-        values: dict[str, Any] = {"next_attempt_at": self._now() + LEASE}
+        values: dict[str, Any] = {"next_attempt_at": self._now() + self.length}
         if progress is not None:
             values["result"] = json.dumps(dict(progress), default=str)
         with write_transaction(self.engine, background=True) as conn:

@@ -3,15 +3,15 @@
 Deciding and delivering are separate steps (healthchecks' Flip, a transactional outbox). The
 engine inserts rows in the same transaction as the lead change that decided them; the unique
 `idempotency_key` makes deciding a step twice impossible. Delivery claims one row at a time with
-a short lease (`next_attempt_at = now + LEASE`, `attempts + 1` as the claim's fencing token, see
-sla_bot.leases), calls the deliverer outside any transaction, then records the outcome only if
-the token still holds. The deliverer fences each side effect (`item.fence()` right before the
-remote call: the lease is renewed and the recorded result re-read in one transaction) and a
-keeper thread renews the lease while the call runs. A worker that dies mid-send stops renewing;
-within LEASE the row is claimed again, so deliverers must still be idempotent: they get the
-previous attempt's `result` (e.g. a Slack `ts` recorded before a timeout) and check before
-sending twice. A worker whose lease was taken over never sends after that, never records, and
-does not count the row as sent.
+a short lease (`next_attempt_at = now + LEASE`, 10 s; `attempts + 1` is the claim's fencing
+token, see sla_bot.leases), calls the deliverer outside any transaction, then records the
+outcome only if the token still holds. The deliverer fences each side effect (`item.fence()`
+right before the remote call: the lease is renewed and the recorded result re-read in one
+transaction) and a keeper thread renews the lease while the call runs. A worker that dies
+mid-send stops renewing; within LEASE the row is claimed again, so deliverers must still be
+idempotent: they get the previous attempt's `result` (e.g. a Slack `ts` recorded before a
+timeout) and check before sending twice. A worker whose lease was taken over never sends after
+that, never records, and does not count the row as sent.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sla_bot.clock import Clock
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import outbox
-from sla_bot.leases import KEEPER, LEASE, Lease, LeaseLost
+from sla_bot.leases import KEEPER, Lease, LeaseLost, lease_length
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,7 @@ def _claim(
 ) -> OutboxItem | None:
     """Claim the next due row for this worker alone: one row, so a slow or hung call holds up
     only its own row, never a batch behind it."""
+    length = lease_length(clock)
     due = and_(
         outbox.c.channel == channel,
         outbox.c.status == "pending",
@@ -155,9 +156,11 @@ def _claim(
         conn.execute(
             update(outbox)
             .where(outbox.c.id == r.id)
-            .values(attempts=outbox.c.attempts + 1, next_attempt_at=now + LEASE)
+            .values(attempts=outbox.c.attempts + 1, next_attempt_at=now + length)
         )
-    lease = Lease(engine, r.id, r.attempts + 1, clock.now if clock is not None else lambda: now)
+    lease = Lease(
+        engine, r.id, r.attempts + 1, clock.now if clock is not None else lambda: now, length
+    )
     return OutboxItem(
         id=r.id,
         lead_id=r.lead_id,
