@@ -1,0 +1,38 @@
+"""A hung post holds up only its own message: another message to the same conversation goes out
+meanwhile (no lock is held across the call; the old code held one per conversation)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy.engine import Engine
+
+from integrations.slack.deliverer import SlackDeliverer
+from integrations.slack.fake import FakeSlack
+from sla_bot.clock import FrozenClock
+from sla_bot.outbox import deliver_parallel
+from tests.slack.helpers import add_lead, queue, rows
+
+
+def test_another_message_to_the_conversation_goes_out_while_a_post_hangs(
+    deliverer: SlackDeliverer, engine: Engine, clock: FrozenClock, workspace: FakeSlack
+) -> None:
+    first, second = (add_lead(engine, clock.now(), object_id=n) for n in (901, 902))
+    queue(engine, first, clock.now(), "first")
+    queue(engine, second, clock.now(), "second")  # to the same rep's DM
+    workspace.delay_next(1, 1.5, method="chat.postMessage")  # the first post's answer hangs
+    run = threading.Thread(
+        target=deliver_parallel, args=(engine, deliverer), kwargs={"now": clock.now(), "workers": 2}
+    )
+    run.start()
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + 30  # bounded: the fake holds the answer 1.5 s
+    while ("sent" not in seen.values()) and time.monotonic() < deadline:
+        seen = {r["idempotency_key"]: r["status"] for r in rows(engine)}
+        time.sleep(0.02)
+    run.join(timeout=30)
+
+    assert seen == {"first": "pending", "second": "sent"}
+    assert {r["status"] for r in rows(engine)} == {"sent"}
+    assert len(workspace.messages(workspace.dm_of("U0ALEX0001") or "")) == 2
