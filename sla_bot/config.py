@@ -110,6 +110,13 @@ class Settings(BaseModel):
     slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN", None)
     slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET", None)
     slack_api_base_url: str = _env("SLACK_API_BASE_URL", "https://slack.com/api/")
+    slack_timeout_seconds: float = _env(
+        "SLACK_TIMEOUT_SECONDS",
+        10.0,
+        gt=0,
+        le=120,
+        description="how long one Slack call may take; a hung post then holds only its own row",
+    )
     slack_ops_channel: str | None = _env(
         "SLACK_OPS_CHANNEL", None, description="channel for delivery failures and unmapped reps"
     )

@@ -148,23 +148,17 @@ def api_error(api: str, *, transient: bool) -> None:
 
 
 class Counted:
-    """A deliverer whose attempts are counted by outcome: sent, retry (a transient failure, to
-    be tried again) or failed (a permanent one)."""
+    """A deliverer whose attempts are counted by outcome as the outbox settled them: sent,
+    retry (a transient failure, to be tried again), failed (a permanent one) or lost (another
+    worker took the row over: not sent here, whatever the call returned)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.channel = inner.channel
 
     def deliver(self, item: Any) -> Any:
-        from sla_bot.outbox import DeliveryError
+        return self.inner.deliver(item)
 
-        outcome = "retry"
-        try:
-            result = self.inner.deliver(item)
-            outcome = "sent"
-            return result
-        except DeliveryError as exc:
-            outcome = "failed" if exc.permanent else "retry"
-            raise
-        finally:
-            count(DELIVERIES, (("channel", self.channel), ("outcome", outcome)))
+    def settled(self, item: Any, outcome: str) -> None:
+        """Called by the outbox once the outcome is recorded (or the lease found lost)."""
+        count(DELIVERIES, (("channel", self.channel), ("outcome", outcome)))

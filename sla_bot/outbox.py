@@ -2,11 +2,16 @@
 
 Deciding and delivering are separate steps (healthchecks' Flip, a transactional outbox). The
 engine inserts rows in the same transaction as the lead change that decided them; the unique
-`idempotency_key` makes deciding a step twice impossible. Delivery claims rows with a lease
-(`next_attempt_at = now + LEASE`), calls the deliverer outside any transaction, then records the
-outcome. A worker that dies mid-send leaves the lease to expire and the row is tried again, so
-deliverers must be idempotent: they get the previous attempt's `result` (e.g. a Slack `ts`
-recorded before a timeout) and should check before sending twice.
+`idempotency_key` makes deciding a step twice impossible. Delivery claims one row at a time with
+a short lease (`next_attempt_at = now + LEASE`, 10 s; `attempts + 1` is the claim's fencing
+token, see sla_bot.leases), calls the deliverer outside any transaction, then records the
+outcome only if the token still holds. The deliverer fences each side effect (`item.fence()`
+right before the remote call: the lease is renewed and the recorded result re-read in one
+transaction) and a keeper thread renews the lease while the call runs. A worker that dies
+mid-send stops renewing; within LEASE the row is claimed again, so deliverers must still be
+idempotent: they get the previous attempt's `result` (e.g. a Slack `ts` recorded before a
+timeout) and check before sending twice. A worker whose lease was taken over never sends after
+that, never records, and does not count the row as sent.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, and_, or_, select, update
@@ -25,11 +33,10 @@ from sqlalchemy.engine import Engine
 from sla_bot.clock import Clock
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import outbox
+from sla_bot.leases import KEEPER, Lease, LeaseLost, lease_length
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=120)
-CLAIM_CHUNK = 10  # a lease covers only the rows delivered right after it, not a long batch
 MAX_ATTEMPTS = 12
 
 
@@ -43,8 +50,21 @@ class OutboxItem:
     channel: str
     kind: str
     payload: dict[str, Any]
-    attempts: int  # including the current one
+    attempts: int  # including the current one: the claim's fencing token
     result: dict[str, Any] | None  # what an earlier attempt recorded, if anything
+    lease: Lease | None = field(default=None, compare=False, repr=False)
+
+    def fence(self, progress: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """Call right before a side effect: raises LeaseLost unless this claim still holds
+        (renewing it, and recording `progress` if given); returns the row's recorded result as
+        it is now."""
+        if self.lease is None:
+            return dict(progress) if progress is not None else self.result
+        return self.lease.fence(progress)
+
+    def now(self) -> datetime:
+        """The time the outbox delivers at (injected in tests)."""
+        return self.lease.now() if self.lease is not None else datetime.now(UTC)
 
 
 class DeliveryError(Exception):
@@ -115,39 +135,45 @@ def enqueue(
     return conn.execute(stmt.returning(outbox.c.id)).first() is not None
 
 
-def _claim(engine: Engine, channel: str, now: datetime, limit: int) -> list[OutboxItem]:
+def _claim(
+    engine: Engine, channel: str, now: datetime, clock: Clock | None = None
+) -> OutboxItem | None:
+    """Claim the next due row for this worker alone: one row, so a slow or hung call holds up
+    only its own row, never a batch behind it."""
+    length = lease_length(clock)
     due = and_(
         outbox.c.channel == channel,
         outbox.c.status == "pending",
         or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
     )
     with write_transaction(engine, background=True) as conn:
-        query = select(outbox).where(due).order_by(outbox.c.next_attempt_at).limit(limit)
+        query = select(outbox).where(due).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(1)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        rows = conn.execute(query).all()
-        if not rows:
-            return []
+        r = conn.execute(query).first()
+        if r is None:
+            return None
         conn.execute(
             update(outbox)
-            .where(outbox.c.id.in_([r.id for r in rows]))
-            .values(attempts=outbox.c.attempts + 1, next_attempt_at=now + LEASE)
+            .where(outbox.c.id == r.id)
+            .values(attempts=outbox.c.attempts + 1, next_attempt_at=now + length)
         )
-    return [
-        OutboxItem(
-            id=r.id,
-            lead_id=r.lead_id,
-            portal_id=r.portal_id,
-            object_id=r.object_id,
-            idempotency_key=r.idempotency_key,
-            channel=r.channel,
-            kind=r.kind,
-            payload=json.loads(r.payload),
-            attempts=r.attempts + 1,
-            result=json.loads(r.result) if r.result else None,
-        )
-        for r in rows
-    ]
+    lease = Lease(
+        engine, r.id, r.attempts + 1, clock.now if clock is not None else lambda: now, length
+    )
+    return OutboxItem(
+        id=r.id,
+        lead_id=r.lead_id,
+        portal_id=r.portal_id,
+        object_id=r.object_id,
+        idempotency_key=r.idempotency_key,
+        channel=r.channel,
+        kind=r.kind,
+        payload=json.loads(r.payload),
+        attempts=r.attempts + 1,
+        result=json.loads(r.result) if r.result else None,
+        lease=lease,
+    )
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
@@ -157,16 +183,15 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _finish(engine: Engine, item: OutboxItem, now: datetime, **values: Any) -> None:
-    """Record the outcome, only if our claim is still the latest (attempts unchanged)."""
-    with write_transaction(engine, background=True) as conn:
-        done = conn.execute(
-            update(outbox)
-            .where(outbox.c.id == item.id, outbox.c.attempts == item.attempts)
-            .values(**values)
-        ).rowcount
-    if not done:
+def _finish(item: OutboxItem, **values: Any) -> bool:
+    """Record the outcome, only if our claim is still the latest; False if it was lost."""
+    assert item.lease is not None
+    try:
+        item.lease.record(**values)
+    except LeaseLost:
         log.warning("outbox %s: lease lost to another worker; its outcome wins", item.id)
+        return False
+    return True
 
 
 def deliver_due(
@@ -179,81 +204,157 @@ def deliver_due(
 ) -> tuple[int, int]:
     """Deliver up to `limit` due rows of the deliverer's channel; return (sent, failed).
 
-    Rows are claimed CLAIM_CHUNK at a time, so a slow deliverer (Slack paces a channel at about
-    one message a second) never holds a claim much longer than it needs: another replica can
-    only take over a row whose lease really expired. Pass `clock` for long runs, so each chunk's
-    lease is measured from when it is claimed, not from when the run started.
+    Rows are claimed one at a time. Pass `clock` for real runs: each claim's lease is measured
+    from when it is taken, and a keeper thread renews it while the deliverer works (without a
+    clock, time stands still at `now`, as in tests that step time themselves).
     """
     sent = failed = 0
-    remaining = limit
-    while remaining > 0:
-        if clock is not None:  # a long run: each chunk's lease starts when it is claimed
+    for _ in range(limit):
+        if clock is not None:
             now = clock.now()
-        items = _claim(engine, deliverer.channel, now, min(CLAIM_CHUNK, remaining))
-        if not items:
+        item = _claim(engine, deliverer.channel, now, clock)
+        if item is None:
             break
-        remaining -= len(items)
-        for item in items:
-            outcome = _deliver_one(engine, deliverer, item, now)
-            sent += outcome == "sent"
-            failed += outcome == "failed"
+        if clock is not None and item.lease is not None:
+            KEEPER.add(item.lease)
+        try:
+            outcome = _deliver_one(deliverer, item, clock.now if clock is not None else None, now)
+        finally:
+            if item.lease is not None:
+                KEEPER.remove(item.lease)
+        settled = getattr(deliverer, "settled", None)
+        if settled is not None:
+            settled(item, outcome)
+        sent += outcome == "sent"
+        failed += outcome == "failed"
     return sent, failed
 
 
-def _deliver_one(engine: Engine, deliverer: Deliverer, item: OutboxItem, now: datetime) -> str:
-    """Deliver one claimed row and record the outcome: "sent", "failed" (for good) or "retry"."""
+class _Counting:
+    """Counts this thread's attempts, so a batch of retried rows does not end the loop."""
+
+    def __init__(self, inner: Deliverer) -> None:
+        self.inner, self.channel = inner, inner.channel
+        self.local = threading.local()
+
+    def deliver(self, item: OutboxItem) -> dict[str, Any]:
+        self.local.n += 1
+        return self.inner.deliver(item)
+
+    def settled(self, item: OutboxItem, outcome: str) -> None:
+        settled = getattr(self.inner, "settled", None)
+        if settled is not None:
+            settled(item, outcome)
+
+
+def deliver_parallel(
+    engine: Engine,
+    deliverer: Deliverer,
+    *,
+    now: datetime,
+    workers: int = 8,
+    batch: int = 5,
+    limit: int = 500,
+    clock: Clock | None = None,
+    poll: float = 0.25,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[int, int]:
+    """Deliver due rows of `deliverer.channel` with `workers` threads; return (sent, failed).
+
+    With `clock`, every claim reads the time afresh, so leases stay valid through a long run.
+    A thread that finds nothing due keeps looking every `poll` seconds while another thread is
+    still in a call: a hung call holds up only its own row, not the retries that come due
+    meanwhile. The run ends when no thread has anything to do.
+    """
+    totals = [0, 0, 0]  # sent, failed, attempted
+    busy = [0]
+    lock = threading.Lock()
+    counting = _Counting(deliverer)
+
+    def loop() -> None:
+        while True:
+            with lock:
+                if totals[2] >= limit:
+                    return
+                busy[0] += 1
+            counting.local.n = 0
+            sent = failed = 0
+            try:
+                sent, failed = deliver_due(engine, counting, now=now, limit=batch, clock=clock)
+            finally:
+                with lock:
+                    busy[0] -= 1
+                    totals[0] += sent
+                    totals[1] += failed
+                    totals[2] += counting.local.n
+            if counting.local.n == 0:  # nothing to claim right now
+                with lock:
+                    if busy[0] == 0:
+                        return
+                sleep(poll)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+        for future in [pool.submit(loop) for _ in range(workers)]:
+            future.result()
+    return totals[0], totals[1]
+
+
+def _deliver_one(
+    deliverer: Deliverer, item: OutboxItem, clock: Callable[[], datetime] | None, now: datetime
+) -> str:
+    """Deliver one claimed row and record the outcome: "sent", "failed" (for good), "retry", or
+    "lost" (another worker holds the row now: nothing recorded, nothing counted)."""
     try:
         try:
             result = deliverer.deliver(item)
-        except DeliveryError:
+        except (DeliveryError, LeaseLost):
             raise
         except Exception as unexpected:  # a deliverer bug must not wedge the row or its chunk
             log.exception("outbox %s (%s): unexpected error in delivery", item.id, item.kind)
             raise DeliveryError(f"unexpected: {unexpected!r}", permanent=False) from unexpected
+    except LeaseLost:
+        log.warning("outbox %s (%s): lease lost before sending; not sent here", item.id, item.kind)
+        return "lost"
     except DeliveryError as exc:
+        at = clock() if clock is not None else now
         progress = exc.result or item.result
         keep = json.dumps(progress) if progress else None
         if exc.permanent or item.attempts >= MAX_ATTEMPTS:
             log.error("outbox %s (%s) failed for good: %s", item.id, item.kind, exc)
-            _finish(
-                engine,
-                item,
-                now,
-                status="failed",
-                error=str(exc)[:2000],
-                result=keep,
-                next_attempt_at=None,
+            done = _finish(
+                item, status="failed", error=str(exc)[:2000], result=keep, next_attempt_at=None
             )
-            return "failed"
+            return "failed" if done else "lost"
         log.warning("outbox %s (%s) will retry: %s", item.id, item.kind, exc)
-        _finish(
-            engine,
+        done = _finish(
             item,
-            now,
             error=str(exc)[:2000],
             result=keep,
-            next_attempt_at=now + backoff(item.attempts, exc.retry_after),
+            next_attempt_at=at + backoff(item.attempts, exc.retry_after),
         )
-        return "retry"
-    _finish(
-        engine,
+        return "retry" if done else "lost"
+    at = clock() if clock is not None else now
+    done = _finish(
         item,
-        now,
         status="sent",
-        sent_at=now,
+        sent_at=at,
         error=None,
         result=json.dumps(result, default=str),
         next_attempt_at=None,
     )
-    return "sent"
+    return "sent" if done else "lost"
 
 
-def record_progress(engine: Engine, item_id: int, result: Mapping[str, Any]) -> None:
-    """Persist partial progress (e.g. a Slack ts) before a step that might time out."""
+def record_progress(engine: Engine, item: OutboxItem | int, result: Mapping[str, Any]) -> None:
+    """Persist partial progress (e.g. a Slack ts) before a step that might time out; with a
+    claimed item, only while its lease holds (else LeaseLost)."""
+    value = json.dumps(dict(result))
+    if isinstance(item, OutboxItem) and item.lease is not None:
+        item.lease.record(result=value)
+        return
+    item_id = item.id if isinstance(item, OutboxItem) else item
     with write_transaction(engine, background=True) as conn:
-        conn.execute(
-            update(outbox).where(outbox.c.id == item_id).values(result=json.dumps(dict(result)))
-        )
+        conn.execute(update(outbox).where(outbox.c.id == item_id).values(result=value))
 
 
 def cancel(conn: Connection, lead_id: int, kinds: Iterable[str] | None = None) -> int:

@@ -41,7 +41,7 @@ from sla_bot.db.schema import sync_state, webhook_events
 from sla_bot.engine.fetch import BASE_PROPERTIES
 from sla_bot.intake import store_batch
 from sla_bot.metrics_store import Counted
-from sla_bot.outbox import deliver_due
+from sla_bot.outbox import deliver_parallel
 from sla_bot.portals.registry import PortalClients
 from sla_bot.web.services import Services
 
@@ -56,7 +56,8 @@ LAG = timedelta(seconds=30)
 LOOKBACK = timedelta(days=1)
 DEFAULT_PROPERTIES: tuple[str, ...] = BASE_PROPERTIES  # the engine reads the same contact facts
 REQUIRED_PROPERTIES = ("createdate", "lastmodifieddate", "hubspot_owner_id")
-DELIVER_BATCH = 20  # write-back rows claimed per worker tick
+DELIVER_BATCH = 20  # write-back rows attempted per worker tick
+DELIVER_THREADS = 4  # a hung HubSpot call holds up one thread, not the tick
 
 
 @dataclass(frozen=True)
@@ -238,11 +239,17 @@ class HubSpotJobs:
         clients = self.clients
         if clients is None:
             return 0, 0
-        # Small claims: every claimed row must be sent well within the outbox lease (120 s),
-        # and each portal's budget paces the sends anyway.
+        # A few threads, one leased row each: a hung call holds up only its own row, and each
+        # portal's budget (shared by every worker through the database) paces the sends.
         writer, now = Counted(HubSpotWriter(clients)), self.services.clock.now()
-        return deliver_due(
-            self.services.engine, writer, now=now, limit=DELIVER_BATCH, clock=self.services.clock
+        return deliver_parallel(
+            self.services.engine,
+            writer,
+            now=now,
+            workers=DELIVER_THREADS,
+            batch=5,
+            limit=DELIVER_BATCH,
+            clock=self.services.clock,
         )
 
     def reconcile(self) -> list[ReconcileResult]:

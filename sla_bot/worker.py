@@ -77,7 +77,11 @@ def slack_deliverer(services: Services) -> Any:
     from integrations.slack.deliverer import SlackDeliverer
     from integrations.slack.ops import OpsReporter
 
-    client = make_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_base_url)
+    client = make_client(
+        settings.slack_bot_token.get_secret_value(),
+        settings.slack_api_base_url,
+        timeout=settings.slack_timeout_seconds,
+    )
     ops = OpsReporter(client, settings.slack_ops_channel, clock=services.clock)
     return SlackDeliverer(
         client, services.engine, clock=services.clock, rules=services.rules, ops=ops

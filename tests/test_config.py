@@ -14,6 +14,7 @@ def test_defaults_need_no_environment() -> None:
     assert s.database_url == "sqlite:///sla-bot.db"
     assert s.hubspot_api_base_url == "https://api.hubapi.com"
     assert s.slack_api_base_url == "https://slack.com/api/"
+    assert s.slack_timeout_seconds == 10.0
     assert (s.host, s.port) == ("127.0.0.1", 8080)
     assert s.hubspot_rate == (100, 10.0)
     assert s.accepted_signature_versions == {"v1", "v2", "v3"}
@@ -81,3 +82,9 @@ def test_empty_values_mean_not_set() -> None:
     assert s.hubspot_client_secret is None
     assert s.public_url is None
     assert s.port == 8080
+
+
+def test_slack_timeout_is_configurable_and_checked() -> None:
+    assert load_settings({"SLACK_TIMEOUT_SECONDS": "2.5"}).slack_timeout_seconds == 2.5
+    with pytest.raises(ConfigError, match="SLACK_TIMEOUT_SECONDS"):
+        load_settings({"SLACK_TIMEOUT_SECONDS": "0"})

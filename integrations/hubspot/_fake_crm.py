@@ -11,7 +11,7 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from integrations.hubspot import _fake_search as _search
@@ -127,6 +127,7 @@ class FakeCrm:
         self.lock = threading.RLock()
         self.now = now
         self.search_cap = 10_000
+        self.search_lag = 0.0  # seconds before a new object is searchable
         self.portal_id = 62515  # answered by GET /account-info/v3/details
         self.reset()
 
@@ -280,7 +281,11 @@ class FakeCrm:
         problem = _search.validate(body, self.search_cap)
         if problem:
             return error(400, problem, "VALIDATION_ERROR")
-        found = _search.run(self.objects.get(otype, {}).values(), body, self.search_cap)
+        objects: Any = self.objects.get(otype, {}).values()
+        if self.search_lag:
+            indexed = self.now() - timedelta(seconds=self.search_lag)
+            objects = [o for o in objects if o.created_at <= indexed]
+        found = _search.run(objects, body, self.search_cap)
         wanted = body.get("properties") or None
         reply = {"total": found["total"], "results": [o.to_json(wanted) for o in found["hits"]]}
         if found["next_after"] is not None:

@@ -18,7 +18,9 @@ Around each call (see the modules for details):
 * the token is a string (private app) or a :class:`~integrations.hubspot.retry.TokenSource`
   (OAuth): read before every attempt, renewed once when HubSpot answers 401.
 * :mod:`~integrations.hubspot.idempotency` - creates (task, note, touch) are made idempotent with
-  an idempotency-key marker in the body and a search after ambiguous failures.
+  an idempotency-key marker in the body; an ambiguous failure is raised, never re-sent inline
+  (the outbox searches for the marker once the search index has caught up).
+* ``fence=`` on writes: called right before the request goes out (the outbox's lease check).
 * :mod:`~integrations.hubspot.search` - "modified since" iteration by keyset paging on
   ``lastmodifieddate``, which never reaches the search API's 10,000-result cap.
 
@@ -176,9 +178,18 @@ class HubSpotClient:
                 self._apis[name] = api
             return api
 
-    def _call(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _call(
+        self,
+        operation: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        fence: Callable[[], object] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         kwargs["_request_timeout"] = self.timeout
-        return self._retrier.call(operation, lambda: fn(*args, **kwargs), limiter=self._limiter)
+        return self._retrier.call(
+            operation, lambda: fn(*args, **kwargs), limiter=self._limiter, fence=fence
+        )
 
     def _search(self, operation: str, api: Any, request: dict[str, Any]) -> Any:
         def attempt() -> Any:
@@ -248,14 +259,22 @@ class HubSpotClient:
             raise
         return contact_from_sdk(obj)
 
-    def update_contact(self, contact_id: str, properties: Mapping[str, str]) -> None:
+    def update_contact(
+        self,
+        contact_id: str,
+        properties: Mapping[str, str],
+        *,
+        fence: Callable[[], object] | None = None,
+    ) -> None:
         """PATCH contact properties. Idempotent, so retried on any transient failure."""
         from hubspot.crm.contacts import SimplePublicObjectInput
 
         values = {k: "" if v is None else str(v) for k, v in properties.items()}
         body = SimplePublicObjectInput(properties=values)
         api = self._api("contacts.basic")
-        self._call("update contact", api.update, contact_id, simple_public_object_input=body)
+        self._call(
+            "update contact", api.update, contact_id, simple_public_object_input=body, fence=fence
+        )
 
     def search_contacts_modified_since(
         self, since: datetime, until: datetime, properties: Sequence[str]
@@ -420,13 +439,14 @@ class HubSpotClient:
         owner_id: str | None,
         due: datetime,
         idempotency_key: str,
+        fence: Callable[[], object] | None = None,
     ) -> str:
         """A NOT_STARTED TODO task due at ``due``, associated to the contact; returns its id."""
         token = eng.idempotency_token(idempotency_key)
         props = eng.task_properties(
             subject=subject, body=body, owner_id=owner_id, due=due, token=token
         )
-        return self._creator.create(eng.TASK, contact_id, props, token)
+        return self._creator.create(eng.TASK, contact_id, props, token, fence)
 
     def create_note(
         self,
@@ -436,11 +456,12 @@ class HubSpotClient:
         owner_id: str | None,
         at: datetime,
         idempotency_key: str,
+        fence: Callable[[], object] | None = None,
     ) -> str:
         """A note on the contact (does not make it "contacted"); returns its id."""
         token = eng.idempotency_token(idempotency_key)
         props = eng.note_properties(body=body, owner_id=owner_id, at=at, token=token)
-        return self._creator.create(eng.NOTE, contact_id, props, token)
+        return self._creator.create(eng.NOTE, contact_id, props, token, fence)
 
     def create_engagement(
         self,
@@ -452,13 +473,14 @@ class HubSpotClient:
         owner_id: str | None,
         at: datetime,
         idempotency_key: str,
+        fence: Callable[[], object] | None = None,
     ) -> str:
         """Log a touch (mapping in :mod:`integrations.hubspot.engagements`); returns its id."""
         token = eng.idempotency_token(idempotency_key)
         spec, props = eng.touch_properties(
             kind, outcome, note=note, owner_id=owner_id, at=at, token=token
         )
-        return self._creator.create(spec, contact_id, props, token)
+        return self._creator.create(spec, contact_id, props, token, fence)
 
     def find_by_idempotency_token(self, object_type: str, token: str) -> str | None:
         """Id of the ``object_type`` ("tasks", "calls"...) object created with ``token``."""

@@ -46,6 +46,9 @@ OAuth (see :mod:`integrations.hubspot._fake_oauth`): :meth:`register_app`; ``GET
 exchanges codes and refresh tokens; ``GET /oauth/v1/access-tokens/{token}`` describes a token;
 :meth:`uninstall` revokes a portal's tokens, :meth:`expire_tokens` ends its access tokens now.
 
+Search index lag: ``search_lag`` (seconds, default 0; HubSpot's is a few seconds) hides objects
+created less than that long ago (by ``now``) from search, as HubSpot's index does.
+
 Fault injection (first matching rule wins, each consumes one request): :meth:`fail_next`,
 :meth:`failure_rate`, :meth:`delay_next`. ``fail_next(..., apply=True)`` processes the request and
 *then* answers with the error - the ambiguous "created but the response was lost" case.
@@ -110,7 +113,7 @@ class FakePortal:
 
     def __init__(self, portal_id: int, fake: FakeHubSpot) -> None:
         self.portal_id = portal_id
-        self._crm = FakeCrm(fake.now)
+        self._crm = FakeCrm(lambda: fake.now())  # late-bound: tests may swap the clock
         self._crm.lock = fake.lock
         self._crm.portal_id = portal_id
         self._crm.search_cap = fake.default_search_cap
@@ -338,6 +341,18 @@ class FakeHubSpot(LocalServer):
             self._enforce = value
             for portal in self.portals.values():
                 portal.window.enforce = value
+
+    @property
+    def search_lag(self) -> float:
+        """Seconds before a created object shows up in search (HubSpot: a few), by ``now``."""
+        with self.lock:
+            return self.default._crm.search_lag
+
+    @search_lag.setter
+    def search_lag(self, seconds: float) -> None:
+        with self.lock:
+            for portal in self.portals.values():
+                portal._crm.search_lag = seconds
 
     @property
     def search_cap(self) -> int:

@@ -6,19 +6,21 @@ created the object, and blindly re-sending it would duplicate a task or a logged
 1. Each create carries the marker ``[sla-bot:<token>]`` at the end of its body property
    (``hs_task_body``, ``hs_note_body``, ``hs_call_body``, ``hs_email_text``, ``hs_meeting_body``,
    ``hs_communication_body``); ``token = "slabot" + sha256(idempotency_key)[:32]``.
-2. After an ambiguous failure, and after the backoff sleep, we search that object type for the
-   token (``CONTAINS_TOKEN``, through the search rate limiter) and verify the marker in the
-   returned body. Found: its id is the result and nothing is re-sent. Not found: re-send.
+2. An ambiguous failure is never re-sent inline: it is raised (``ambiguous``), and the caller -
+   the outbox - tries again after ``INDEX_LAG`` seconds, first searching that object type for
+   the token (``CONTAINS_TOKEN``, through the search rate limiter) and verifying the marker in
+   the returned body. Found: its id is the result and nothing is re-sent. Not found: re-send.
+   (Searching a moment after the failure cannot tell: HubSpot's index lags writes by seconds.)
 3. A 429 or a failed connect means "not processed": re-sent directly, no search.
 4. In-process memory (bounded LRU): a key that already produced an id returns that id without
    any request (double-clicked Slack buttons, re-run jobs); a key whose last call ended after an
    ambiguous failure is searched for *before* the next create with that key. Concurrent calls
    with the same key are serialised (striped locks), so the second one sees the first's id.
 
-Known limits: HubSpot's search index lags writes by a few seconds, so an object created by an
-attempt that timed out a moment ago can be missed and duplicated - the backoff sleep before the
-check narrows this window, it does not close it. Memory is per process: two workers creating
-with the same key at the same time are not deduplicated; give each key a single owner (job).
+Known limits: an object whose create failed ambiguously and that is still not searchable after
+``INDEX_LAG`` (HubSpot's index far behind) is created again. Memory is per process: two workers
+creating with the same key at the same time are not deduplicated; the outbox's lease gives each
+key a single owner at a time.
 """
 
 from __future__ import annotations
@@ -61,12 +63,18 @@ class IdempotentCreator:
         self._key_locks = [threading.Lock() for _ in range(_STRIPES)]
 
     def create(
-        self, spec: eng.ObjectSpec, contact_id: str, props: dict[str, str], token: str
+        self,
+        spec: eng.ObjectSpec,
+        contact_id: str,
+        props: dict[str, str],
+        token: str,
+        fence: Callable[[], object] | None = None,
     ) -> str:
-        """Create once per (object type, token); concurrent calls with one key are serialised."""
+        """Create once per (object type, token); concurrent calls with one key are serialised.
+        ``fence`` runs right before the request (see Retrier.call)."""
         key = (spec.object_type, token)
         with self._key_locks[hash(key) % _STRIPES]:
-            return self._create(spec, key, contact_id, props, token)
+            return self._create(spec, key, contact_id, props, token, fence)
 
     def _create(
         self,
@@ -75,6 +83,7 @@ class IdempotentCreator:
         contact_id: str,
         props: dict[str, str],
         token: str,
+        fence: Callable[[], object] | None,
     ) -> str:
         with self._lock:
             known, unsure = self._created.get(key), key in self._unsure
@@ -85,7 +94,6 @@ class IdempotentCreator:
 
         body = _create_input(spec, contact_id, props)
         api = self._api(f"{spec.kind}.basic")
-        ambiguous = False
 
         def attempt() -> str:
             created = api.create(
@@ -93,17 +101,16 @@ class IdempotentCreator:
             )
             return str(created.id)
 
-        def recover(err: HubSpotError) -> str | None:
-            nonlocal ambiguous
-            ambiguous = True
-            return self.find(spec.object_type, token)
-
         try:
             new_id = self._retrier.call(
-                f"create {spec.object_type}", attempt, limiter=self._limiter, recover=recover
+                f"create {spec.object_type}",
+                attempt,
+                limiter=self._limiter,
+                resend_ambiguous=False,
+                fence=fence,
             )
         except HubSpotError as err:
-            if ambiguous or err.ambiguous:
+            if err.ambiguous:
                 self._remember(self._unsure, key, None)
             raise
         return self._succeeded(key, new_id)

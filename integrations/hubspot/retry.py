@@ -17,8 +17,12 @@ therefore built with ``retry=False`` (one attempt per call, raw exceptions) and 
   retried inline: it is raised (transient, with ``retry_after``) for the caller to reschedule;
 * a 401 with a renewable token (OAuth): ``auth.renew(stale)`` once, then the same attempt again;
 * a 429 with the daily limit exhausted is reported to ``on_daily_limit`` (the portal pauses);
-* ``recover`` (used by idempotent creates) runs after the backoff sleep and before re-sending when
-  the failure was ambiguous; if it returns a value, that value is the result.
+* ``resend_ambiguous=False`` (creates): an ambiguous failure (5xx, timeout, dropped connection:
+  the object may exist) is raised at once, never re-sent inline. HubSpot's search index lags
+  writes by seconds, so a search a moment later cannot tell; the outbox retries the row after
+  ``INDEX_LAG`` and searches first (:mod:`integrations.hubspot.writeback`);
+* ``fence`` runs after the rate limiter granted the attempt and right before the request (the
+  outbox's lease check); whatever it raises propagates unchanged and nothing is sent.
 """
 
 from __future__ import annotations
@@ -49,6 +53,13 @@ class TokenSource(Protocol):
     def renew(self, stale: str) -> bool:
         """HubSpot refused `stale`: get a fresh token; False if none can be had (revoked)."""
         ...
+
+
+class _Fenced(BaseException):
+    """Carries the fence's exception past the classification of API errors."""
+
+    def __init__(self, inner: BaseException) -> None:
+        self.inner = inner
 
 
 def is_daily_limit(err: HubSpotError) -> bool:
@@ -91,7 +102,8 @@ class Retrier:
         fn: Callable[[], T],
         *,
         limiter: RateLimiter,
-        recover: Callable[[HubSpotError], T | None] | None = None,
+        resend_ambiguous: bool = True,
+        fence: Callable[[], object] | None = None,
     ) -> T:
         retry = 0
         renewed = False
@@ -102,9 +114,16 @@ class Retrier:
                     token = self._authorize()
                 grant = limiter.acquire()
                 try:
+                    if fence is not None:
+                        try:
+                            fence()
+                        except Exception as stop:  # noqa: BLE001 - not an API error: re-raised
+                            raise _Fenced(stop) from stop
                     return fn()
                 finally:
                     limiter.release(grant)
+            except _Fenced as fenced:
+                raise fenced.inner from None
             except Exception as exc:  # noqa: BLE001 - classified below, chained on raise
                 err = classify(exc, operation=operation)
                 err.attempts = retry + 1
@@ -116,7 +135,7 @@ class Retrier:
                     continue
             if is_daily_limit(err) and self._on_daily_limit is not None:
                 self._on_daily_limit(err)
-            if not err.transient:
+            if not err.transient or (err.ambiguous and not resend_ambiguous):
                 raise err from cause
             delay = self._delay(err, retry)
             if delay is None or retry >= self.policy.max_retries:
@@ -135,10 +154,6 @@ class Retrier:
             )
             self._sleep(delay)
             retry += 1
-            if recover is not None and err.ambiguous:
-                found = recover(err)
-                if found is not None:
-                    return found
 
     def _delay(self, err: HubSpotError, retry: int) -> float | None:
         """Seconds to wait before the next attempt, or None to give up now."""

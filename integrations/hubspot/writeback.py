@@ -9,11 +9,14 @@ Payloads (one ``op`` per row)::
     {"op": "create_engagement", "contact_id", "kind", "outcome", "note", "owner_id", "at": ISO}
 
 Exactly-once creates: the row's ``idempotency_key`` becomes the HubSpot idempotency marker (see
-:mod:`integrations.hubspot.idempotency`). The client's in-process memory covers retries inside
-one worker; across restarts and workers we persist what each failed attempt might have done
-(``result = {"attempt": n, "maybe_created": bool}``) and, before re-sending a create, search for
-the marker unless the previous attempt is known to have had no effect. A crashed attempt leaves
-no such record, so it is always searched for.
+:mod:`integrations.hubspot.idempotency`). Every request is fenced by the row's lease (sent only
+while this worker's claim holds, checked after the rate limiter's wait). Right before a create
+goes out, the fence records ``{"attempt": n, "sending_at": t}``; a failed attempt records what it
+might have done (``{"attempt": n, "maybe_created": bool}``). Before re-sending a create, the
+marker is searched for unless the previous attempt is known to have had no effect - and never
+sooner than ``INDEX_LAG`` after that attempt was sending (a worker that crashed mid-create is
+taken over within seconds, before HubSpot's search index shows what it created). The client
+never re-sends an ambiguous create inline: it goes through this delayed path.
 
 Errors: transient HubSpot errors are retried by the outbox (``retry_after`` honoured; ambiguous
 creates wait at least ``INDEX_LAG`` so the search index can see what they may have created; 401
@@ -31,7 +34,7 @@ from typing import Any
 from integrations.hubspot import engagements as eng
 from integrations.hubspot.client import HubSpotClient
 from integrations.hubspot.errors import HubSpotError
-from sla_bot.outbox import DeliveryError, OutboxItem
+from sla_bot.outbox import DeliveryError, LeaseLost, OutboxItem
 
 CHANNEL = "hubspot"
 INDEX_LAG = 10.0  # seconds before re-checking an ambiguous create through search
@@ -130,6 +133,8 @@ class HubSpotWriter:
             raise _delivery_error(err, item, create=create, sent=False) from err
         try:
             return handler(client, item)
+        except LeaseLost:
+            raise
         except PayloadInvalid as exc:
             raise DeliveryError(f"malformed {op} payload: {exc}", permanent=True) from exc
         except HubSpotError as err:
@@ -210,15 +215,31 @@ def _choice(payload: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> 
 
 
 def _created(
-    client: HubSpotClient, item: OutboxItem, object_type: str, create: Callable[[], str]
+    client: HubSpotClient,
+    item: OutboxItem,
+    object_type: str,
+    create: Callable[[Callable[[], object]], str],
 ) -> dict[str, Any]:
-    """Run ``create`` unless an earlier attempt of this row may already have created it."""
+    """Run ``create`` (given its fence) unless an earlier attempt may have created the object."""
     if _previous_maybe_created(item):
+        sending = (item.result or {}).get("sending_at")
+        if isinstance(sending, int | float):
+            wait = sending + INDEX_LAG - item.now().timestamp()
+            if wait > 0:  # the search index may not show it yet: look later, do not re-send
+                raise DeliveryError(
+                    "an earlier attempt may have created it; searching once HubSpot indexed it",
+                    permanent=False,
+                    retry_after=wait,
+                )
         token = eng.idempotency_token(item.idempotency_key)
         found = client.find_by_idempotency_token(object_type, token)
         if found is not None:
             return {"object_id": found, "object_type": object_type, "recovered": True}
-    return {"object_id": create(), "object_type": object_type}
+
+    def fence() -> object:
+        return item.fence({"attempt": item.attempts, "sending_at": item.now().timestamp()})
+
+    return {"object_id": create(fence), "object_type": object_type}
 
 
 def _update_contact(client: HubSpotClient, item: OutboxItem) -> dict[str, Any]:
@@ -241,7 +262,7 @@ def _update_contact(client: HubSpotClient, item: OutboxItem) -> dict[str, Any]:
         changed = {k: v for k, v in now.items() if (v or None) != (expected[k] or None)}
         if changed:
             return {"updated": False, "contact_id": contact_id, "changed_meanwhile": changed}
-    client.update_contact(contact_id or "", values)
+    client.update_contact(contact_id or "", values, fence=item.fence)
     return {"updated": True, "contact_id": contact_id}
 
 
@@ -254,8 +275,14 @@ def _create_task(client: HubSpotClient, item: OutboxItem) -> dict[str, Any]:
         client,
         item,
         eng.TASK.object_type,
-        lambda: client.create_task(
-            contact_id, subject=subject, body=body, owner_id=owner, due=due, idempotency_key=key
+        lambda fence: client.create_task(
+            contact_id,
+            subject=subject,
+            body=body,
+            owner_id=owner,
+            due=due,
+            idempotency_key=key,
+            fence=fence,
         ),
     )
 
@@ -269,8 +296,8 @@ def _create_note(client: HubSpotClient, item: OutboxItem) -> dict[str, Any]:
         client,
         item,
         eng.NOTE.object_type,
-        lambda: client.create_note(
-            contact_id, body=body, owner_id=owner, at=at, idempotency_key=key
+        lambda fence: client.create_note(
+            contact_id, body=body, owner_id=owner, at=at, idempotency_key=key, fence=fence
         ),
     )
 
@@ -286,7 +313,7 @@ def _create_engagement(client: HubSpotClient, item: OutboxItem) -> dict[str, Any
         client,
         item,
         TOUCH_OBJECT_TYPES[kind],
-        lambda: client.create_engagement(
+        lambda fence: client.create_engagement(
             contact_id,
             kind=kind,  # type: ignore[arg-type]
             outcome=outcome,  # type: ignore[arg-type]
@@ -294,6 +321,7 @@ def _create_engagement(client: HubSpotClient, item: OutboxItem) -> dict[str, Any
             owner_id=owner,
             at=at,
             idempotency_key=key,
+            fence=fence,
         ),
     )
 

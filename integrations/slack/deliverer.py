@@ -7,8 +7,17 @@ later attempt finds `posting` set, the conversation (or thread) is searched for 
 posting again. The `ts` is recorded as soon as it is known, so the follow-up step (editing the
 thread's first message) can fail and be retried without posting again.
 
+Fenced: `posting` is recorded only while the row's lease holds, and the lease is checked again
+(`item.fence()`) after the channel's pacing wait, right before chat.postMessage; a worker whose
+lease was taken over neither posts nor records. Slack has no idempotency key, so the one case
+left is a post whose answer is lost *and* whose search cannot see it (no conversation id yet, or
+Slack's history not showing it): the row is then posted again. See docs/slack.md.
+
 Threading: the first message about a lead in a conversation is the root (`slack_threads`); later
-ones are replies, and the root is edited in place to show the current state.
+ones are replies, and the root is edited in place to show the current state. While one message
+starts a lead's thread in a conversation, another message about that lead to the same place is
+put back for a second (no lock is held across a network call, so a hung post holds up only its
+own row).
 """
 
 from __future__ import annotations
@@ -17,7 +26,8 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from http.client import HTTPException
 from typing import Any
@@ -32,7 +42,7 @@ from integrations.slack.digest_messages import KINDS as DIGEST_KINDS
 from integrations.slack.errors import ambiguous, classify, error_code
 from integrations.slack.messages import plain_text, render, state_after
 from integrations.slack.ops import OpsReporter
-from integrations.slack.pacing import ChannelPacer
+from integrations.slack.pacing import ChannelPacer, SharedChannelPacer
 from integrations.slack.users import Directory
 from sla_bot.clock import Clock
 from sla_bot.db.engine import write_transaction
@@ -44,6 +54,7 @@ EVENT_TYPE = "sla_bot_message"
 UPDATE_GIVE_UP = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 BROADCAST_KINDS = frozenset({"first_touch.warning", "first_touch.breach", "ladder", "reassigned"})
 SEARCH_BACK = 600.0  # seconds before the recorded attempt to search from (clock skew)
+ROOT_BUSY_RETRY = 1.0  # seconds: another message is starting this lead's thread here
 
 
 def correlation(idempotency_key: str) -> str:
@@ -62,14 +73,14 @@ class SlackDeliverer:
         clock: Clock,
         rules: Any = None,
         directory: Directory | None = None,
-        pacer: ChannelPacer | None = None,
+        pacer: ChannelPacer | SharedChannelPacer | None = None,
         ops: OpsReporter | None = None,
     ) -> None:
         self.client, self.engine, self.clock = client, engine, clock
         self.directory = directory or Directory(client, engine, rules=rules)
-        self.pacer = pacer or ChannelPacer()
+        self.pacer = pacer or SharedChannelPacer(engine)
         self.ops = ops or OpsReporter(client, None, clock=clock)
-        self._locks: dict[str, threading.Lock] = {}
+        self._starting: set[tuple[int, str]] = set()  # (lead, target) whose root is being posted
         self._guard = threading.Lock()
         from integrations.slack.digests import DigestSender  # it reuses this module's names
 
@@ -85,8 +96,7 @@ class SlackDeliverer:
         try:
             if not progress.get("ts"):
                 target, note = self._target(item.payload, now)
-                with self._lock_for(target):
-                    progress = self._post(item, target, note, progress, now)
+                progress = self._post(item, target, note, progress, now)
             if progress.get("thread_ts") and not progress.get("root_updated"):
                 self._update_root(item, progress, now)
                 progress["root_updated"] = True
@@ -123,9 +133,27 @@ class SlackDeliverer:
             raise DeliveryError(f"{problem} No team channel to fall back to.", permanent=True)
         return fallback, f"Sent here because {who} could not be found in Slack."
 
-    def _lock_for(self, target: str) -> threading.Lock:
+    @contextmanager
+    def _starting_thread(self, lead_id: int | None, target: str) -> Iterator[None]:
+        """While this row may post a lead's first message in `target`, no other row about the
+        lead posts there (it would start a second thread); it is put back, not waited for."""
+        if not lead_id:
+            yield
+            return
+        key = (lead_id, target)
         with self._guard:
-            return self._locks.setdefault(target, threading.Lock())
+            if key in self._starting:
+                raise DeliveryError(
+                    "another message is starting this lead's thread here",
+                    permanent=False,
+                    retry_after=ROOT_BUSY_RETRY,
+                )
+            self._starting.add(key)
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._starting.discard(key)
 
     # --- post, exactly once ----------
 
@@ -137,8 +165,23 @@ class SlackDeliverer:
         progress: dict[str, Any],
         now: datetime,
     ) -> dict[str, Any]:
-        key = correlation(item.idempotency_key)
         root = threads.find(self.engine, item.lead_id, target) if item.lead_id else None
+        if root is not None:
+            return self._post_once(item, target, note, progress, root, now)
+        with self._starting_thread(item.lead_id, target):
+            root = threads.find(self.engine, item.lead_id, target) if item.lead_id else None
+            return self._post_once(item, target, note, progress, root, now)
+
+    def _post_once(
+        self,
+        item: OutboxItem,
+        target: str,
+        note: str | None,
+        progress: dict[str, Any],
+        root: Any,
+        now: datetime,
+    ) -> dict[str, Any]:
+        key = correlation(item.idempotency_key)
         if progress.get("posting") is not None:  # an earlier attempt may have posted it
             found = self._search(progress, key)
             if found:
@@ -151,7 +194,7 @@ class SlackDeliverer:
             "channel": channel_id,
             "thread_ts": thread_ts,
         }
-        record_progress(self.engine, item.id, progress)
+        record_progress(self.engine, item, progress)  # fenced: raises LeaseLost if taken over
         try:
             return self._send(item, target, note, progress, root, now)
         except (SlackApiError, OSError, HTTPException) as exc:
@@ -184,6 +227,7 @@ class SlackDeliverer:
             kwargs.update(thread_ts=thread_ts, reply_broadcast=item.kind in BROADCAST_KINDS)
         for attempt in range(2):
             self.pacer.wait(channel_id or target)
+            item.fence()  # the pacing wait may have outlived the lease: post only if it holds
             try:
                 response = self.client.chat_postMessage(**kwargs)
                 break
@@ -239,7 +283,7 @@ class SlackDeliverer:
             "ts": ts,
             "thread_ts": progress.get("thread_ts"),
         }
-        record_progress(self.engine, item.id, result)  # before anything else can fail
+        record_progress(self.engine, item, result)  # before anything else can fail
         if root is None and item.lead_id and not result["thread_ts"]:
             state = state_after(item.kind, item.payload)
             threads.create(

@@ -19,8 +19,9 @@ files in a channel (by id) or thread, as a message carrying them; `uploaded()` r
 
 Faults (each consumes one matching call): `fail_next` (429 + Retry-After, 5xx, or an API error),
 `failure_rate` (random 429/5xx), `delay_next` (process, then hold the answer: a client timeout
-after the message was posted). `apply=True` on 5xx posts the message *before* failing - the
-ambiguous case a deliverer must not double-post on.
+after the message was posted), `hang_rate` (the same at random: a share of calls hang).
+`apply=True` on 5xx posts the message *before* failing - the ambiguous case a deliverer must not
+double-post on.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Call:
     status: int = 200
     error: str | None = None  # Slack error code when ok is false
     applied: bool = True  # did the call change the workspace
+    held: float = 0.0  # seconds the answer was held back (delay_next, hang_rate)
 
 
 class FakeSlack(LocalServer):
@@ -77,6 +79,7 @@ class FakeSlack(LocalServer):
             self._faults: list[Fault] = []
             self._delays: list[Fault] = []
             self._random: tuple[float, tuple[int, ...], random.Random, float] | None = None
+            self._hangs: tuple[float, float, random.Random] | None = None
 
     # --- test-facing data ----------
 
@@ -188,6 +191,12 @@ class FakeSlack(LocalServer):
         with self._lock:
             self._random = (p, tuple(statuses), random.Random(seed), apply_ratio) if p else None
 
+    def hang_rate(self, p: float, seconds: float, *, seed: int | None = None) -> None:
+        """Process each call that succeeds, then hold its answer `seconds`, with probability
+        `p` (a hung connection: the client times out after the effect); `p=0` stops it."""
+        with self._lock:
+            self._hangs = (p, seconds, random.Random(seed)) if p else None
+
     def delay_next(self, n: int, seconds: float, *, method: str | None = None) -> None:
         """Process the next `n` matching calls, then hold each answer `seconds`."""
         with self._lock:
@@ -239,7 +248,13 @@ class FakeSlack(LocalServer):
             if fault is not None:
                 return self._fault_answer(call, fault)
             delay = consume(self._delays, method)
-            return 200, reply, {}, delay.delay if delay else 0.0
+            if delay is None and self._hangs is not None:
+                p, seconds, rng = self._hangs
+                if rng.random() < p:
+                    call.held = seconds
+                    return 200, reply, {}, seconds
+            call.held = delay.delay if delay else 0.0
+            return 200, reply, {}, call.held
 
     def _upload(self, request: Request, file_id: str) -> tuple[int, Any, dict[str, str], float]:
         data = request.get_data()

@@ -72,7 +72,9 @@ def interactions_for(app: Flask) -> Interactions | None:
             from sla_bot.durations import parse_duration
 
             client = make_client(
-                settings.slack_bot_token.get_secret_value(), settings.slack_api_base_url
+                settings.slack_bot_token.get_secret_value(),
+                settings.slack_api_base_url,
+                timeout=settings.slack_timeout_seconds,
             )
             app.extensions["sla_bot_slack"] = Interactions(
                 client,

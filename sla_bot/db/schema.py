@@ -232,6 +232,15 @@ slack_threads = Table(
     UniqueConstraint("lead_id", "target", name="uq_slack_threads_lead_id_target"),
 )
 
+# Slack pacing across worker processes (migration 0009): a conversation's next free posting slot
+# (epoch seconds). Every post takes the slot `max(now, next_slot)` and moves it one interval on.
+slack_pacing = Table(
+    "slack_pacing",
+    metadata,
+    Column("channel", String(128), primary_key=True),
+    Column("next_slot", Double, nullable=False),
+)
+
 # users.lookupByEmail results with an expiry; user_id NULL caches "not in this workspace".
 slack_users = Table(
     "slack_users",

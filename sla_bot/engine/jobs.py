@@ -8,6 +8,7 @@ from typing import Any
 
 from sla_bot.engine.apply import apply_pending
 from sla_bot.engine.sweep import sweep_due
+from sla_bot.outbox import deliver_parallel
 from sla_bot.web.services import Services
 
 log = logging.getLogger(__name__)
@@ -64,15 +65,14 @@ def engine_jobs(
             )
 
     def deliver() -> None:
-        # Several threads with small claims: DMs to different reps go out in parallel while
-        # the deliverer paces each conversation; a claim never outlives its lease.
-        from integrations.slack.pacing import deliver_parallel
-
+        # 16 threads, one leased row each: DMs to different reps go out in parallel while the
+        # deliverer paces each conversation (through the database, for every worker process);
+        # a hung Slack call holds up only its own row and thread.
         deliver_parallel(
             services.engine,
             deliverer,
             now=services.clock.now(),
-            workers=8,
+            workers=16,
             batch=5,
             clock=services.clock,
         )

@@ -12,8 +12,9 @@ from sqlalchemy.engine import Engine
 from integrations.slack.client import make_client
 from integrations.slack.deliverer import SlackDeliverer
 from integrations.slack.fake import FakeSlack
-from integrations.slack.pacing import ChannelPacer, deliver_parallel
+from integrations.slack.pacing import ChannelPacer
 from sla_bot.clock import FrozenClock
+from sla_bot.outbox import deliver_parallel
 from tests.fixtures_slack import SLACK_TEST_TOKEN, Waits
 from tests.slack.helpers import add_lead, queue, rows
 

@@ -114,28 +114,33 @@ def test_unknown_touch_kind_is_refused(hubspot_client, contact):
         )  # fmt: skip
 
 
-def test_ambiguous_500_after_the_write_does_not_duplicate(
+def test_ambiguous_500_after_the_write_is_not_resent_inline(
     fake_hubspot, hubspot_client, hubspot_clock, contact
 ):
+    """An ambiguous create is raised at once: the search index lags, so a search now cannot
+    tell. The next call with the key (the outbox, INDEX_LAG later) searches first."""
     fake_hubspot.fail_next(1, status=500, path_contains=TASKS, method="POST", apply=True)
+
+    with pytest.raises(TransientHubSpotError) as caught:
+        _task(hubspot_client, contact)
+    assert caught.value.ambiguous
+    assert _calls(fake_hubspot) == [("POST", TASKS, 500)] and hubspot_clock.sleeps == []
 
     task_id = _task(hubspot_client, contact)
 
     (task,) = fake_hubspot.created("tasks")
     assert task["id"] == task_id
-    assert _calls(fake_hubspot) == [
-        ("POST", TASKS, 500),
-        ("POST", f"{TASKS}/search", 200),
-    ]
+    assert _calls(fake_hubspot) == [("POST", TASKS, 500), ("POST", f"{TASKS}/search", 200)]
     token = idempotency_token("sla:101:first-touch")
     search = fake_hubspot.requests[1].json["filterGroups"][0]["filters"][0]
     assert search == {"propertyName": "hs_task_body", "operator": "CONTAINS_TOKEN", "value": token}
-    assert len(hubspot_clock.sleeps) == 1  # backoff happens before the check
 
 
 def test_ambiguous_500_before_the_write_creates_once(fake_hubspot, hubspot_client, contact):
     fake_hubspot.fail_next(1, status=500, path_contains=TASKS, method="POST")
 
+    with pytest.raises(TransientHubSpotError):
+        _task(hubspot_client, contact)
     task_id = _task(hubspot_client, contact)
 
     assert [t["id"] for t in fake_hubspot.created("tasks")] == [task_id]
@@ -161,10 +166,16 @@ def test_timeout_after_the_write_does_not_duplicate(fake_hubspot, make_hubspot_c
     client = make_hubspot_client(timeout=(0.5, 0.3))
     fake_hubspot.delay_next(1, 1.0, path_contains="/crm/v3/objects/calls")
 
-    touch_id = client.create_engagement(
-        contact, kind="call", outcome="attempt", note="No answer", owner_id=None, at=T0,
-        idempotency_key="call-1",
-    )  # fmt: skip
+    def log_call() -> str:
+        return client.create_engagement(
+            contact, kind="call", outcome="attempt", note="No answer", owner_id=None, at=T0,
+            idempotency_key="call-1",
+        )  # fmt: skip
+
+    with pytest.raises(TransientHubSpotError) as caught:
+        log_call()
+    assert caught.value.ambiguous
+    touch_id = log_call()
 
     assert [c["id"] for c in fake_hubspot.created("calls")] == [touch_id]
     assert [r.path for r in fake_hubspot.requests] == [
@@ -209,6 +220,8 @@ def test_search_failure_during_the_check_is_transient_and_creates_nothing_more(
 
     with pytest.raises(TransientHubSpotError):
         _task(client, contact)
+    with pytest.raises(TransientHubSpotError):  # the check fails: nothing is re-sent
+        _task(client, contact)
 
     assert len(fake_hubspot.created("tasks")) == 1
 
@@ -235,7 +248,11 @@ def test_concurrent_use_from_many_threads(fake_hubspot, hubspot_client, contact)
 
     def work(i: int) -> str:
         hubspot_client.update_contact(contact, {"firstname": f"n{i}"})
-        return _task(hubspot_client, contact, key=f"k{i % 20}")
+        while True:
+            try:
+                return _task(hubspot_client, contact, key=f"k{i % 20}")
+            except TransientHubSpotError as err:  # ambiguous: the outbox would try again
+                assert err.ambiguous
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         ids = list(pool.map(work, range(40)))
