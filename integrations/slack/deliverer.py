@@ -28,6 +28,8 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from integrations.slack import threads
+from integrations.slack.batches import KIND as BATCH_KIND
+from integrations.slack.batches import Batches, is_batched
 from integrations.slack.errors import ambiguous, classify, error_code
 from integrations.slack.messages import plain_text, render, state_after
 from integrations.slack.ops import OpsReporter
@@ -70,8 +72,11 @@ class SlackDeliverer:
         self.ops = ops or OpsReporter(client, None, clock=clock)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self.batches = Batches(client, engine, self.pacer, self._search, correlation, EVENT_TYPE)
 
     def deliver(self, item: OutboxItem) -> dict[str, Any]:
+        if is_batched(item.kind, item.payload):
+            return self._batched(item)
         now = self.clock.now()
         progress: dict[str, Any] = dict(item.result or {})
         try:
@@ -90,6 +95,24 @@ class SlackDeliverer:
             self._report(item, error)
             raise error from exc
         return progress
+
+    def _batched(self, item: OutboxItem) -> dict[str, Any]:
+        """Noise control: the lead joins its recipient's batch, or the batch's message goes out
+        (batches.py); serialised per target in this process, like posts."""
+        now = self.clock.now()
+        try:
+            target, _ = self._target(item.payload, now)
+            with self._lock_for(target):
+                if item.kind == BATCH_KIND:
+                    return self.batches.post(item, target, now)
+                return self.batches.join(item, target, now)
+        except DeliveryError as exc:
+            self._report(item, exc)
+            raise
+        except (SlackApiError, OSError, HTTPException) as exc:
+            error = classify(exc, item.result)
+            self._report(item, error)
+            raise error from exc
 
     # --- who ----------
 

@@ -39,6 +39,7 @@ class Messages:
         self.deadline = deadline
         cad = rules.policies[self.lead.policy or ""].cadence
         self.cadence = (cad.min_touches, cad.max_touches) if cad else (None, None)
+        self.noise = note.noise_of(rules, self.lead.policy, tl.team)
         self.rows: list[OutboxRow] = []
 
     def add(
@@ -68,6 +69,9 @@ class Messages:
             **extra,
         )
         rid = note.recipient_id(r)
+        batch = note.batching(self.noise, kind, r, self.lead.portal_id)
+        if batch is not None:
+            payload["batch"] = batch
         key = key or f"lead:{self.lead.id}:{step.key}:{r.role}:{rid}"
         who = f"{r.role}:{r.owner_id if r.role == 'owner' and r.owner_id else rid}"
         self.rows.append(
