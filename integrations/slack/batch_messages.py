@@ -84,8 +84,10 @@ def render_batch(
             "hour go to this recipient (noise.max_per_hour)"
         )
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
-    fallback = title(len(members)) + ": " + ", ".join(
-        lead_label(m.payload.get("lead") or {}) for m in members[:10]
+    fallback = (
+        title(len(members))
+        + ": "
+        + ", ".join(lead_label(m.payload.get("lead") or {}) for m in members[:10])
     )
     if len(members) > 10:
         fallback += ", …"

@@ -225,7 +225,9 @@ class Batches:
         fallback, blocks = render_batch(members, now=batch.updated_at, max_per_hour=cap)
         self.pacer.wait(batch.channel)
         try:
-            self.client.chat_update(channel=batch.channel, ts=batch.ts, text=fallback, blocks=blocks)
+            self.client.chat_update(
+                channel=batch.channel, ts=batch.ts, text=fallback, blocks=blocks
+            )
         except SlackApiError as exc:
             if exc.response.get("error") not in UPDATE_GIVE_UP:
                 raise

@@ -119,9 +119,7 @@ def noise_of(rules: RuleSet | None, policy: str | None, team: str | None) -> Noi
     return p.noise if p is not None else None
 
 
-def batching(
-    noise: Noise | None, kind: str, r: Recipient, portal_id: int
-) -> dict[str, Any] | None:
+def batching(noise: Noise | None, kind: str, r: Recipient, portal_id: int) -> dict[str, Any] | None:
     """What the Slack side needs to batch this message: None when it goes out on its own."""
     if noise is None or not noise.active or kind not in BATCHED:
         return None
