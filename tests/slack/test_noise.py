@@ -86,10 +86,10 @@ class World:
             name: fn for name, fn, _ in engine_jobs(self.services, self.deliverer)
         }
 
-    def lead(self, object_id: int, at: datetime) -> None:
+    def lead(self, object_id: int, at: datetime, owner: str = "1001") -> None:
         props = {
             "createdate": at.isoformat(),
-            "hubspot_owner_id": "1001",
+            "hubspot_owner_id": owner,
             "lead_source": "demo_request",
             "firstname": f"Lead{object_id}",
         }
