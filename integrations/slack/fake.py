@@ -7,10 +7,11 @@ Usage::
         client = WebClient(token="xoxb-test", base_url=fake.base_url)
 
 Speaks Slack's JSON shapes (HTTP 200 + `ok: false` + `error` for API errors) for auth.test,
-users.lookupByEmail, users.info, conversations.open/history/replies, chat.postMessage/update/postEphemeral
-and views.open/update. It accepts JSON or form bodies (slack_sdk sends both), requires
-`Authorization: Bearer <token>` (else `invalid_auth`), refuses `U…` ids as chat channels
-(`channel_not_found`: DM through conversations.open), and records every call.
+users.lookupByEmail, users.info, conversations.open/history/replies,
+chat.postMessage/update/postEphemeral and views.open/update; `slash_command` builds the signed
+request Slack sends to a slash command's URL. It accepts JSON or form bodies (slack_sdk sends
+both), requires `Authorization: Bearer <token>` (else `invalid_auth`), refuses `U…` ids as
+chat channels (`channel_not_found`: DM through conversations.open), and records every call.
 
 Faults (each consumes one matching call): `fail_next` (429 + Retry-After, 5xx, or an API error),
 `failure_rate` (random 429/5xx), `delay_next` (process, then hold the answer: a client timeout
