@@ -193,7 +193,7 @@ class QuietHours(Base):
     """Hold channel posts too (the team's calendar and `between`), not only DMs."""
     out_of_office: Literal["skip", "escalate"] = "skip"
     """An owner out of office: "skip" their DMs, or "escalate": hold their DMs until they are
-    back and bring the ladder's next step forward to now instead of pinging them."""
+    back and tell the team's managers (else its channel) now, in their place."""
 
 
 class Noise(Base):

@@ -127,11 +127,15 @@ class _Checker:
         team = self.defs.items["teams"].get(p.team) if team_ok else None
         if team is not None:
             self.actions(name, p, team)
-        if p.quiet_hours.out_of_office == "escalate" and not p.escalation:
+        if (
+            p.quiet_hours.out_of_office == "escalate"
+            and team is not None
+            and not (team.managers or team.channel)
+        ):
             self.at(
                 *where,
                 ("quiet_hours", "out_of_office"),
-                "out_of_office: escalate needs an escalation ladder to hand the lead to",
+                f"out_of_office: escalate: team '{p.team}' has no managers or channel to tell",
             )
 
     def actions(self, name: str, p: m.Policy, team: m.Team) -> None:
