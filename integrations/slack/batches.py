@@ -24,7 +24,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Connection, Row, func, insert, select, text, update
+from sqlalchemy import Connection, Row, insert, select, text, update
 from sqlalchemy.engine import Engine
 
 from integrations.slack import threads
@@ -279,23 +279,3 @@ def _members(engine: Engine, batch_id: int) -> tuple[list[Member], int | None]:
             select(slack_batches.c.max_per_hour).where(slack_batches.c.id == batch_id)
         ).scalar()
     return [Member(json.loads(r.payload), bool(r.folded)) for r in rows], cap
-
-
-def members_of(conn: Connection, outbox_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """outbox id -> (batch id, how many leads that batch lists): for `lead show`."""
-    if not outbox_ids:
-        return {}
-    rows = conn.execute(
-        select(slack_batch_items.c.outbox_id, slack_batch_items.c.batch_id).where(
-            slack_batch_items.c.outbox_id.in_(outbox_ids)
-        )
-    ).all()
-    ids = {r.batch_id for r in rows}
-    counts = dict(
-        conn.execute(
-            select(slack_batch_items.c.batch_id, func.count())
-            .where(slack_batch_items.c.batch_id.in_(ids))
-            .group_by(slack_batch_items.c.batch_id)
-        ).all()
-    )
-    return {r.outbox_id: (r.batch_id, int(counts.get(r.batch_id, 1))) for r in rows}

@@ -3,13 +3,17 @@ owner out of office handing the step to the managers."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from sla_bot.engine.notifications import batching, noise_of
 from sla_bot.rules.people import Recipient
 from sla_bot.rules.timeline import build_timeline
+from tests.rules.test_rules_cli import run
 from tests.rules.test_rules_timeline import utc
-from tests.rules.util import BASE, LEAD, POLICY, errors_of, rules_from
+from tests.rules.util import BASE, LEAD, POLICY, errors_of, rules_from, write
 
 
 def with_policy(extra: str) -> str:
@@ -77,3 +81,18 @@ def test_out_of_office_owner_is_held_and_the_managers_hear_instead(tmp_path: Pat
     assert "held until they are back" in (casey.note or "")
     assert (mia.role, mia.name, mia.deliver_at) == ("manager", "Mia Manager", step.due_at)
     assert "out of office" in step.detail["out_of_office"]
+
+
+def test_simulate_shows_which_messages_are_batched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    noise = "    noise: {batch_window: 10m, max_per_hour: 6}\n"
+    rules = write(tmp_path / "rules", {"rules.yaml": BASE + with_policy(noise)})
+    lead = tmp_path / "lead.json"
+    lead.write_text(json.dumps(LEAD), encoding="utf-8")
+    assert run("simulate", "--lead", str(lead), "--dir", str(rules)) == 0
+    out = capsys.readouterr().out
+    note = "batched with other leads within 10m, at most 6 an hour, more fold into the next batch"
+    assert f"DM manager Mia Manager ({note})" in out
+    assert f"post to #sales ({note})" in out
+    assert f"DM owner Alex ({note})" not in out

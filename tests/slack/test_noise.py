@@ -23,6 +23,7 @@ from integrations.slack.ops import OpsReporter
 from integrations.slack.pacing import ChannelPacer
 from sla_bot.clock import FrozenClock
 from sla_bot.db.schema import outbox, slack_batch_items
+from sla_bot.engine.batched import batch_lines
 from sla_bot.engine.jobs import engine_jobs
 from sla_bot.intake import store_batch
 from sla_bot.rules import RulesHolder
@@ -154,6 +155,9 @@ def test_thirty_breaches_under_one_manager_make_one_message_updated_in_place(
     assert len(sent) == LEADS and {r.status for r in sent} == {"sent"}
     [batch_row] = [r for r in world.rows() if r.kind == KIND]
     assert batch_row.status == "sent" and batch_row.idempotency_key == "batch:1"
+    with engine.connect() as conn:  # what `lead show` prints
+        [line] = batch_lines(conn, sent[4].lead_id)
+    assert line["text"].endswith("sent in batch #1 with 29 other leads")
 
 
 def test_without_batching_thirty_breaches_make_thirty_messages(
