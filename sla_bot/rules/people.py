@@ -116,7 +116,8 @@ class People:
         instead = [self._person("manager", p, None, due) for p in managers]
         if not instead and self.team is not None and self.team.channel:
             instead = [self.channel(None, due)]
-        return [held, *instead], {"out_of_office": why}
+        told = "; told meanwhile: " + ", ".join(r.name for r in instead) if instead else ""
+        return [held, *instead], {"out_of_office": why, "reason": why + told}
 
     def _back(self, due: datetime) -> datetime | None:
         """When the out-of-office owner may get their DM: the first delivery time after the
