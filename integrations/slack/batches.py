@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import zlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Connection, Row, insert, select, text, update
+from sqlalchemy import Connection, Row, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
 from integrations.slack import threads
@@ -67,6 +68,9 @@ class Batches:
     ) -> None:
         self.client, self.engine, self.pacer = client, engine, pacer
         self.search, self.correlate, self.event_type = search, correlate, event_type
+        self._guard = threading.Lock()
+        self._dirty: set[int] = set()
+        self._editing: dict[int, threading.Lock] = {}
 
     # --- a lead joins ----------
 
@@ -217,13 +221,38 @@ class Batches:
     # --- edits in place ----------
 
     def refresh(self, batch_id: int) -> None:
-        """Edit a posted batch so it lists every member (no call if it already does)."""
+        """Edit a posted batch so it lists every member. Coalesced in this process: while one
+        thread edits a batch, others that add a lead only mark it dirty and return; the editing
+        thread edits again until nothing is left (30 leads arriving together cost a few edits,
+        not 30). A failed edit raises, so the editing thread's own row is retried, and its
+        retry renders every member from the database."""
+        with self._guard:
+            self._dirty.add(batch_id)
+            lock = self._editing.setdefault(batch_id, threading.Lock())
+        while lock.acquire(blocking=False):
+            try:
+                while True:
+                    with self._guard:
+                        if batch_id not in self._dirty:
+                            break
+                        self._dirty.discard(batch_id)
+                    self._edit(batch_id)
+            finally:
+                lock.release()
+            with self._guard:
+                if batch_id not in self._dirty:  # nobody came in after the last check
+                    if len(self._editing) > 1000:
+                        self._editing.pop(next(iter(self._editing)))
+                    return
+
+    def _edit(self, batch_id: int) -> None:
+        """One chat.update listing every member (none if the message already lists them all)."""
         batch = _batch(self.engine, batch_id)
-        members, cap = _members(self.engine, batch_id)
-        if not batch.ts or batch.shown == len(members):
+        if not batch.ts or batch.shown == _count(self.engine, batch_id):
             return
-        fallback, blocks = render_batch(members, now=batch.updated_at, max_per_hour=cap)
         self.pacer.wait(batch.channel)
+        members, cap = _members(self.engine, batch_id)  # after the wait: whoever joined since
+        fallback, blocks = render_batch(members, now=batch.updated_at, max_per_hour=cap)
         try:
             self.client.chat_update(
                 channel=batch.channel, ts=batch.ts, text=fallback, blocks=blocks
@@ -266,6 +295,15 @@ def _record(
 def _batch(engine: Engine, batch_id: int) -> Row[Any]:
     with engine.connect() as conn:
         return conn.execute(select(slack_batches).where(slack_batches.c.id == batch_id)).one()
+
+
+def _count(engine: Engine, batch_id: int) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(slack_batch_items.c.batch_id == batch_id)
+            ).scalar_one()
+        )
 
 
 def _members(engine: Engine, batch_id: int) -> tuple[list[Member], int | None]:

@@ -98,14 +98,15 @@ class SlackDeliverer:
 
     def _batched(self, item: OutboxItem) -> dict[str, Any]:
         """Noise control: the lead joins its recipient's batch, or the batch's message goes out
-        (batches.py); serialised per target in this process, like posts."""
+        (batches.py). Posts are serialised per target in this process, like other posts; joins
+        are serialised by the database and their edits coalesced by `Batches.refresh`."""
         now = self.clock.now()
         try:
             target, _ = self._target(item.payload, now)
-            with self._lock_for(target):
-                if item.kind == BATCH_KIND:
-                    return self.batches.post(item, target, now)
+            if item.kind != BATCH_KIND:
                 return self.batches.join(item, target, now)
+            with self._lock_for(target):
+                return self.batches.post(item, target, now)
         except DeliveryError as exc:
             self._report(item, exc)
             raise
