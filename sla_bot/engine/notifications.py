@@ -108,17 +108,6 @@ def recipient_id(r: Recipient | Mapping[str, Any]) -> str:
 BATCHED = frozenset({WARNING, BREACH, LADDER, CADENCE_DUE, CADENCE_END, PREMATURE_DQ, RECYCLE})
 
 
-def noise_of(rules: RuleSet | None, policy: str | None, team: str | None) -> Noise | None:
-    """The noise settings a lead's messages follow: its team's, else its policy's."""
-    if rules is None:
-        return None
-    found = rules.teams.get(team or "")
-    if found is not None and found.noise is not None:
-        return found.noise
-    p = rules.policies.get(policy or "")
-    return p.noise if p is not None else None
-
-
 def batching(noise: Noise | None, kind: str, r: Recipient, portal_id: int) -> dict[str, Any] | None:
     """What the Slack side needs to batch this message: None when it goes out on its own."""
     if noise is None or not noise.active or kind not in BATCHED:

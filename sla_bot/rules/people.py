@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sla_bot.businesstime import BusinessCalendar, CalendarError
-from sla_bot.rules.model import Action, DateRange, Member, Person, Policy, Team
+from sla_bot.rules.model import Action, DateRange, Member, Noise, Person, Policy, Team
 from sla_bot.rules.ruleset import RuleSet
 
 NEW_OWNER = "(new owner after reassignment)"
@@ -34,6 +34,18 @@ class Recipient:
         if self.deliver_at is not None:
             out["deliver_at"] = self.deliver_at.isoformat()
         return out
+
+
+def noise_for(rules: RuleSet | None, policy: str | None, team: str | None) -> Noise | None:
+    """The noise settings (batching, hourly cap) a lead's messages follow: its team's, else
+    its policy's."""
+    if rules is None:
+        return None
+    found = rules.teams.get(team or "")
+    if found is not None and found.noise is not None:
+        return found.noise
+    p = rules.policies.get(policy or "")
+    return p.noise if p is not None else None
 
 
 def out_of_office(ranges: list[DateRange], day: date) -> DateRange | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sla_bot.rules.people import Recipient
+from sla_bot.rules.people import Recipient, noise_for
 from sla_bot.rules.ruleset import RuleSet
 from sla_bot.rules.steps import (
     BREACH,
@@ -134,10 +134,7 @@ def _local(t: datetime, tz: str | None) -> str:
 def noise_note(ruleset: RuleSet, tl: Timeline) -> str | None:
     """How messages to managers and channels are batched for this lead (its team's noise
     settings, else its policy's), e.g. "batched with others within 10m, at most 6 an hour"."""
-    team = ruleset.teams.get(tl.team or "")
-    policy = ruleset.policies.get(tl.policy or "")
-    noise = team.noise if team is not None and team.noise is not None else None
-    noise = noise or (policy.noise if policy is not None else None)
+    noise = noise_for(ruleset, tl.policy, tl.team)
     if noise is None or not noise.active:
         return None
     parts = []

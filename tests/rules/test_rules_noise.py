@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sla_bot.engine.notifications import batching, noise_of
+from sla_bot.engine.notifications import batching
 from sla_bot.rules.people import Recipient
+from sla_bot.rules.people import noise_for as noise_of
 from sla_bot.rules.timeline import build_timeline
 from tests.rules.test_rules_cli import run
 from tests.rules.test_rules_timeline import utc
