@@ -93,6 +93,10 @@ class Workspace:
                 return {"ok": True, "user": user}
         return err("users_not_found")
 
+    def users_info(self, args: dict[str, Any]) -> Reply:
+        user = self.users.get(str(args.get("user") or ""))
+        return {"ok": True, "user": user} if user else err("user_not_found")
+
     def conversations_open(self, args: dict[str, Any]) -> Reply:
         users = [u for u in str(args.get("users") or "").split(",") if u]
         if len(users) != 1:

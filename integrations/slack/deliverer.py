@@ -38,6 +38,8 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from integrations.slack import threads
+from integrations.slack.batches import KIND as BATCH_KIND
+from integrations.slack.batches import Batches, is_batched
 from integrations.slack.digest_messages import KINDS as DIGEST_KINDS
 from integrations.slack.errors import ambiguous, classify, error_code
 from integrations.slack.messages import plain_text, render, state_after
@@ -88,9 +90,13 @@ class SlackDeliverer:
             client, engine, clock=clock, directory=self.directory, pacer=self.pacer, ops=self.ops
         )
 
+        self.batches = Batches(client, engine, self.pacer, self._search, correlation, EVENT_TYPE)
+
     def deliver(self, item: OutboxItem) -> dict[str, Any]:
         if item.kind in DIGEST_KINDS:  # weekly scorecards and the marketing digest
             return self.digests.deliver(item)
+        if is_batched(item.kind, item.payload):
+            return self._batched(item)
         now = self.clock.now()
         progress: dict[str, Any] = dict(item.result or {})
         try:
@@ -108,6 +114,24 @@ class SlackDeliverer:
             self._report(item, error)
             raise error from exc
         return progress
+
+    def _batched(self, item: OutboxItem) -> dict[str, Any]:
+        """Noise control: the lead joins its recipient's batch, or the batch's message goes out
+        (batches.py). A batch's message is one outbox row, posted under that row's lease; joins
+        are serialised by the database and their edits coalesced by `Batches.refresh`."""
+        now = self.clock.now()
+        try:
+            target, _ = self._target(item.payload, now)
+            if item.kind != BATCH_KIND:
+                return self.batches.join(item, target, now)
+            return self.batches.post(item, target, now)
+        except DeliveryError as exc:
+            self._report(item, exc)
+            raise
+        except (SlackApiError, OSError, HTTPException) as exc:
+            error = classify(exc, item.result)
+            self._report(item, error)
+            raise error from exc
 
     # --- who ----------
 

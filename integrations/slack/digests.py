@@ -71,14 +71,14 @@ class DigestSender:
                 state = {"skipped": str(exc), "done": True}
                 self.ops.note(f"digest:{key}:{exc}", f"{title(item.payload)} to {key}: {exc}")
             progress["to"][key] = state
-            record_progress(self.engine, item.id, progress)
+            record_progress(self.engine, item, progress)
         if all(s.get("skipped") for s in progress["to"].values()):
             raise DeliveryError("no recipient could be reached", permanent=True, result=progress)
         return progress
 
     def _save(self, item: OutboxItem, progress: dict[str, Any], key: str, state: Any) -> None:
         progress["to"][key] = state
-        record_progress(self.engine, item.id, progress)
+        record_progress(self.engine, item, progress)
 
     def _one(
         self,
@@ -136,6 +136,7 @@ class DigestSender:
         self._save(item, progress, key, state)
         text, blocks = render(item.payload)
         self.pacer.wait(state["channel"] or target)
+        item.fence()  # the pacing wait may have outlived the lease: post only if it holds
         try:
             response = self.client.chat_postMessage(
                 channel=target,
@@ -200,6 +201,7 @@ class DigestSender:
         self._save(item, progress, key, state)
         png = scorecard_png(item.payload)
         self.pacer.wait(state["channel"])
+        item.fence()
         response = self.client.files_upload_v2(
             channel=state["channel"],
             thread_ts=state["ts"],

@@ -7,10 +7,11 @@ Usage::
         client = WebClient(token="xoxb-test", base_url=fake.base_url)
 
 Speaks Slack's JSON shapes (HTTP 200 + `ok: false` + `error` for API errors) for auth.test,
-users.lookupByEmail, conversations.open/history/replies, chat.postMessage/update/postEphemeral
-and views.open/update. It accepts JSON or form bodies (slack_sdk sends both), requires
-`Authorization: Bearer <token>` (else `invalid_auth`), refuses `U…` ids as chat channels
-(`channel_not_found`: DM through conversations.open), and records every call.
+users.lookupByEmail, users.info, conversations.open/history/replies,
+chat.postMessage/update/postEphemeral and views.open/update; `slash_command` builds the signed
+request Slack sends to a slash command's URL. It accepts JSON or form bodies (slack_sdk sends
+both), requires `Authorization: Bearer <token>` (else `invalid_auth`), refuses `U…` ids as
+chat channels (`channel_not_found`: DM through conversations.open), and records every call.
 
 File uploads are files_upload_v2's three steps as Slack has them: files.getUploadURLExternal
 (filename and length) hands out an upload URL on this server, the client POSTs the raw bytes
@@ -155,6 +156,36 @@ class FakeSlack(LocalServer):
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]
+
+    def slash_command(
+        self, user_id: str, secret: str, at: float, command: str = "/sla", text: str = ""
+    ) -> tuple[bytes, dict[str, str]]:
+        """The signed form request Slack sends to a slash command's URL: (body, headers)."""
+        from urllib.parse import urlencode
+
+        from slack_sdk.signature import SignatureVerifier
+
+        body = urlencode(
+            {
+                "token": "deprecated-verification-token",
+                "team_id": "T0FAKE0001",
+                "channel_id": "C0GENERAL1",
+                "user_id": user_id,
+                "user_name": (self.user(user_id) or {}).get("name", user_id),
+                "command": command,
+                "text": text,
+                "response_url": "https://hooks.slack.com/commands/T0FAKE0001/1/abc",
+                "trigger_id": f"trigger-{command}-{user_id}",
+            }
+        ).encode()
+        ts = str(int(at))
+        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature,
+        }
+        return body, headers
 
     def expire_trigger(self, trigger_id: str) -> None:
         with self._lock:

@@ -241,6 +241,42 @@ slack_pacing = Table(
     Column("next_slot", Double, nullable=False),
 )
 
+# --- Slack batches (migration 0013_slack_batches) -------------------------------------------------
+# Noise control: escalations to one manager or channel within a window share one message, edited
+# in place as leads join. A batch's own message goes out through the outbox (row key
+# "batch:<id>"); each lead's row joins a batch once (`slack_batch_items.outbox_id` is unique).
+slack_batches = Table(
+    "slack_batches",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("portal_id", BigInteger, nullable=False),
+    Column("batch_key", String(255), nullable=False),  # "<portal>:<role>:<recipient id>"
+    Column("target", String(128), nullable=False),  # what we post to: D… / C… / #name
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("closes_at", UTCDateTime, nullable=False),  # leads join until then
+    Column("post_at", UTCDateTime, nullable=False),  # later than opened_at: the hourly cap
+    Column("max_per_hour", Integer, nullable=True),
+    Column("channel", String(32), nullable=True),  # Slack's conversation id, once posted
+    Column("ts", String(32), nullable=True),
+    Column("shown", Integer, nullable=False),  # how many leads the message lists now
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_slack_batches_batch_key_closes_at", slack_batches.c.batch_key, slack_batches.c.closes_at)
+
+slack_batch_items = Table(
+    "slack_batch_items",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("batch_id", BigId, nullable=False),
+    Column("outbox_id", BigId, nullable=False),
+    Column("lead_id", BigId, nullable=True),
+    Column("payload", Text, nullable=False),  # JSON: the lead's own outbox payload
+    Column("folded", Integer, nullable=False),  # 1: held back by the hourly cap
+    Column("added_at", UTCDateTime, nullable=False),
+    UniqueConstraint("outbox_id", name="uq_slack_batch_items_outbox_id"),
+)
+Index("ix_slack_batch_items_batch_id", slack_batch_items.c.batch_id)
+
 # users.lookupByEmail results with an expiry; user_id NULL caches "not in this workspace".
 slack_users = Table(
     "slack_users",

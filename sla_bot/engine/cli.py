@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sla_bot.engine import audit
 from sla_bot.engine import leads as repo
+from sla_bot.engine.batched import batch_lines
 from sla_bot.engine.state import history
 from sla_bot.rules.simulate import history_json
 
@@ -62,7 +63,9 @@ def _show(services: Any, args: argparse.Namespace) -> int:
         lead = found[0]
         assert lead.id is not None
         events = audit.history(conn, lead.id)
+        batched = batch_lines(conn, lead.id)
     report = describe(lead, events, services.rules, services.clock.now())
+    report["batches"] = batched
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
@@ -241,4 +244,7 @@ def as_text(report: dict[str, Any], *, zone: ZoneInfo | None = None, width: int 
         for s in tl["steps"]:
             who = ", ".join(r.get("name", "?") for r in s["recipients"]) or "-"
             lines.append(f"  {_when(s['due_at'], zone)}  {s['key']:<28} {s['outcome']:<9} {who}")
+    if report.get("batches"):
+        lines += ["", "Batched messages (noise control):"]
+        lines += [f"  {b['text']}" for b in report["batches"]]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from typing import Any
 from sla_bot.engine import notifications as note
 from sla_bot.engine.effects import Decision, OutboxRow, PendingRow
 from sla_bot.rules import RuleSet, Timeline
-from sla_bot.rules.people import NEW_OWNER, Recipient
+from sla_bot.rules.people import NEW_OWNER, Recipient, noise_for
 from sla_bot.rules.steps import ACK_EXPIRED, FIRED, NUDGES, PENDING, REASSIGNED, Step
 
 # Nudges one newer message replaces; a handover ("reassigned") always gets through.
@@ -39,6 +39,7 @@ class Messages:
         self.deadline = deadline
         cad = rules.policies[self.lead.policy or ""].cadence
         self.cadence = (cad.min_touches, cad.max_touches) if cad else (None, None)
+        self.noise = noise_for(rules, self.lead.policy, tl.team)
         self.rows: list[OutboxRow] = []
 
     def add(
@@ -68,6 +69,9 @@ class Messages:
             **extra,
         )
         rid = note.recipient_id(r)
+        batch = note.batching(self.noise, kind, r, self.lead.portal_id)
+        if batch is not None:
+            payload["batch"] = batch
         key = key or f"lead:{self.lead.id}:{step.key}:{r.role}:{rid}"
         who = f"{r.role}:{r.owner_id if r.role == 'owner' and r.owner_id else rid}"
         self.rows.append(

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sla_bot.engine.leads import Lead
 from sla_bot.rules import RuleSet
+from sla_bot.rules.model import Noise
 from sla_bot.rules.people import Recipient
 from sla_bot.rules.select import instant_of, text_of
 from sla_bot.rules.steps import (
@@ -101,6 +102,23 @@ def recipient_id(r: Recipient | Mapping[str, Any]) -> str:
     """The one id a recipient is known by in outbox keys and rows."""
     get = r.get if isinstance(r, Mapping) else r.__dict__.get
     return str(get("slack") or get("owner_id") or get("email") or get("name"))
+
+
+# Escalation-like messages to managers and channels: what noise control batches and caps.
+BATCHED = frozenset({WARNING, BREACH, LADDER, CADENCE_DUE, CADENCE_END, PREMATURE_DQ, RECYCLE})
+
+
+def batching(noise: Noise | None, kind: str, r: Recipient, portal_id: int) -> dict[str, Any] | None:
+    """What the Slack side needs to batch this message: None when it goes out on its own."""
+    if noise is None or not noise.active or kind not in BATCHED:
+        return None
+    if r.role not in ("manager", "channel"):
+        return None
+    return {
+        "key": f"{portal_id}:{r.role}:{recipient_id(r)}",
+        "window": noise.window_seconds,
+        "max_per_hour": noise.max_per_hour,
+    }
 
 
 def touch_facts(lead: Lead, min_touches: int | None, max_touches: int | None) -> dict[str, Any]:

@@ -64,6 +64,7 @@ class QueueItem:
     next_who: str  # who it goes to
     touches: int
     hubspot_url: str
+    version: int = 0  # the lead's button version: buttons built from the queue act on it
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -146,6 +147,7 @@ def queue_item(lead: Lead, loaded: LoadedRules, now: datetime) -> QueueItem | No
         next_who=", ".join(f"{r.role} {r.name}" for r in nxt.recipients) if nxt else "",
         touches=len(tl.touches),
         hubspot_url=facts["hubspot_url"],
+        version=facts["version"],
     )
 
 

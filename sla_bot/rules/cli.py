@@ -14,6 +14,7 @@ from sla_bot.rules.simulate import (
     as_json,
     as_text,
     lead_id,
+    noise_note,
     parse_time,
     parse_touches,
     read_lead,
@@ -99,5 +100,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         policy=policy,
         history=lead.history,
     )
-    print(as_json(timeline) if args.json else as_text(timeline, lead_id(lead.properties)), end="")
+    if args.json:
+        print(as_json(timeline), end="")
+        return 0
+    batching = noise_note(result.ruleset, timeline)
+    print(as_text(timeline, lead_id(lead.properties), batching=batching), end="")
     return 0

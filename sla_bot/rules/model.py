@@ -31,6 +31,7 @@ from sla_bot.rules.policy import (
     Disqualification,
     EscalationStep,
     FirstTouch,
+    Noise,
     Pause,
     Policy,
     QuietHours,
@@ -55,6 +56,7 @@ __all__ = [
     "HolidaySource",
     "LeadRule",
     "Member",
+    "Noise",
     "Pause",
     "Person",
     "Policy",
@@ -170,6 +172,8 @@ class Team(Base):
     """Slack channel for escalations, "#name" or a channel id."""
     managers: list[Person] = []
     members: Annotated[list[Member], Field(min_length=1)]
+    noise: Noise | None = None
+    """Batching and hourly cap for this team's managers and channel (wins over the policy's)."""
 
     @field_validator("members")
     @classmethod

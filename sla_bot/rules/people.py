@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sla_bot.businesstime import BusinessCalendar, CalendarError
-from sla_bot.rules.model import Action, DateRange, Member, Person, Policy, Team
+from sla_bot.rules.model import Action, DateRange, Member, Noise, Person, Policy, Team
 from sla_bot.rules.ruleset import RuleSet
 
 NEW_OWNER = "(new owner after reassignment)"
@@ -34,6 +34,18 @@ class Recipient:
         if self.deliver_at is not None:
             out["deliver_at"] = self.deliver_at.isoformat()
         return out
+
+
+def noise_for(rules: RuleSet | None, policy: str | None, team: str | None) -> Noise | None:
+    """The noise settings (batching, hourly cap) a lead's messages follow: its team's, else
+    its policy's."""
+    if rules is None:
+        return None
+    found = rules.teams.get(team or "")
+    if found is not None and found.noise is not None:
+        return found.noise
+    p = rules.policies.get(policy or "")
+    return p.noise if p is not None else None
 
 
 def out_of_office(ranges: list[DateRange], day: date) -> DateRange | None:
@@ -79,7 +91,10 @@ class People:
                 return [
                     Recipient("owner", "(no owner)", note="the lead has no owner in a team")
                 ], {}
-            return [self._person("owner", self.owner, self.owner, due)], {}
+            owner = self._person("owner", self.owner, self.owner, due)
+            if owner.deliver_at is None and self.policy.quiet_hours.out_of_office == "escalate":
+                return self._away(owner, due)
+            return [owner], {}
         if kind == "notify_manager":
             managers = self.team.managers if self.team else []
             if not managers:
@@ -95,7 +110,42 @@ class People:
         name = target if isinstance(target, str) else (self.team.channel if self.team else None)
         if not name:
             return Recipient("channel", "(no channel)", note="the team has no channel")
-        return Recipient("channel", name, slack=name, deliver_at=due)
+        base = Recipient("channel", name, slack=name)
+        cal = self.calendar_of(None) if self.policy.quiet_hours.channels else None
+        if cal is None:
+            return _with(base, due, None)
+        return _with(base, *self._deliver(cal, due))
+
+    def _away(self, owner: Recipient, due: datetime) -> tuple[list[Recipient], dict[str, Any]]:
+        """quiet_hours.out_of_office: escalate. The owner's DM waits until they are back; the
+        team's managers (else its channel) hear now, in their place."""
+        back = self._back(due)
+        held = _with(owner, back, f"{owner.note}: held until they are back")
+        if back is None:
+            held = _with(owner, None, owner.note)
+        why = f"{owner.name} is {owner.note}"
+        managers = self.team.managers if self.team else []
+        instead = [self._person("manager", p, None, due) for p in managers]
+        if not instead and self.team is not None and self.team.channel:
+            instead = [self.channel(None, due)]
+        told = "; told meanwhile: " + ", ".join(r.name for r in instead) if instead else ""
+        return [held, *instead], {"out_of_office": why, "reason": why + told}
+
+    def _back(self, due: datetime) -> datetime | None:
+        """When the out-of-office owner may get their DM: the first delivery time after the
+        last day away."""
+        member = self.owner
+        cal = self.calendar_of(member)
+        if member is None or cal is None:
+            return None
+        day = due.astimezone(cal.tz).date()
+        for _ in range(len(member.out_of_office) + 1):
+            away = out_of_office(member.out_of_office, day)
+            if away is None:
+                break
+            day = away.to + timedelta(days=1)
+        start = datetime.combine(day, time(0), tzinfo=cal.tz).astimezone(due.tzinfo)
+        return self._deliver(cal, max(start, due))[0]
 
     def candidates(self, due: datetime) -> dict[str, Any]:
         """Round-robin candidates at `due`: team members other than the owner, in and on shift."""

@@ -17,6 +17,7 @@ from sla_bot.rules.fields import (
     LocalRangeField,
     PropertyValue,
     SelectorField,
+    WallDurationField,
     WarnAtField,
     fail_at,
     fail_many,
@@ -188,6 +189,40 @@ class QuietHours(Base):
     """Hold DMs while the recipient's calendar is closed."""
     between: LocalRangeField | None = None
     """Also hold DMs between these local hours, e.g. "20:00-08:00"."""
+    channels: bool = False
+    """Hold channel posts too (the team's calendar and `between`), not only DMs."""
+    out_of_office: Literal["skip", "escalate"] = "skip"
+    """An owner out of office: "skip" their DMs, or "escalate": hold their DMs until they are
+    back and tell the team's managers (else its channel) now, in their place."""
+
+
+class Noise(Base):
+    """How often one manager or channel may be pinged: batched escalations and an hourly cap."""
+
+    batch_window: WallDurationField | None = None
+    """Escalations to the same manager or channel within this window go out as one message that
+    lists the leads, updated in place as more arrive, e.g. 10m; omit (or 0m) to send one each."""
+    max_per_hour: Annotated[int, Field(ge=1, le=1000)] | None = None
+    """At most this many messages an hour to one manager or channel; more leads fold into the
+    next batch (listed there, never dropped). Omit for no cap."""
+
+    @model_validator(mode="after")
+    def _short_window(self) -> Noise:
+        if self.batch_window is not None and self.batch_window.seconds > 3600:
+            raise fail_at(
+                ("batch_window",),
+                f"batch_window {self.batch_window.text} is longer than 1h: a manager would hear "
+                "about a breach too late; use e.g. 10m",
+            )
+        return self
+
+    @property
+    def window_seconds(self) -> int:
+        return self.batch_window.seconds if self.batch_window else 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.window_seconds or self.max_per_hour)
 
 
 class Policy(Base):
@@ -206,6 +241,8 @@ class Policy(Base):
     recycle: Recycle | None = None
     premature_disqualification: Disqualification | None = None
     quiet_hours: QuietHours = QuietHours()
+    noise: Noise | None = None
+    """Batch escalations to managers and channels, cap them per hour; a team's own wins."""
 
     @field_validator("escalation")
     @classmethod

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sla_bot.rules.people import Recipient
+from sla_bot.rules.people import Recipient, noise_for
+from sla_bot.rules.ruleset import RuleSet
 from sla_bot.rules.steps import (
     BREACH,
     CADENCE_END,
@@ -130,9 +131,26 @@ def _local(t: datetime, tz: str | None) -> str:
     return t.astimezone(ZoneInfo(tz or "UTC")).strftime("%a %Y-%m-%d %H:%M %Z")
 
 
-def _who(r: Recipient, due: datetime, tz: str | None) -> str:
+def noise_note(ruleset: RuleSet, tl: Timeline) -> str | None:
+    """How messages to managers and channels are batched for this lead (its team's noise
+    settings, else its policy's), e.g. "batched with others within 10m, at most 6 an hour"."""
+    noise = noise_for(ruleset, tl.policy, tl.team)
+    if noise is None or not noise.active:
+        return None
+    parts = []
+    if noise.window_seconds:
+        window = noise.batch_window.text if noise.batch_window else ""
+        parts.append(f"batched with other leads within {window}")
+    if noise.max_per_hour:
+        parts.append(f"at most {noise.max_per_hour} an hour, more fold into the next batch")
+    return ", ".join(parts)
+
+
+def _who(r: Recipient, due: datetime, tz: str | None, batching: str | None = None) -> str:
     kind = "post to" if r.role == "channel" else f"DM {r.role}"
     text = f"{kind} {r.name}"
+    if batching and r.role in ("manager", "channel") and r.deliver_at is not None:
+        text += f" ({batching})"
     if r.deliver_at is None:
         return f"{text} - skipped: {r.note}"
     if r.deliver_at != due:
@@ -140,8 +158,8 @@ def _who(r: Recipient, due: datetime, tz: str | None) -> str:
     return text
 
 
-def _what(step: Step, tz: str | None) -> list[str]:
-    lines = [_who(r, step.due_at, tz) for r in step.recipients]
+def _what(step: Step, tz: str | None, batching: str | None = None) -> list[str]:
+    lines = [_who(r, step.due_at, tz, batching) for r in step.recipients]
     d = step.detail
     if "candidates" in d:
         names = ", ".join(d["candidates"]) or "nobody available"
@@ -169,7 +187,8 @@ def _what(step: Step, tz: str | None) -> list[str]:
     return lines or ["-"]
 
 
-def as_text(tl: Timeline, lead_id: str | None = None) -> str:
+def as_text(tl: Timeline, lead_id: str | None = None, *, batching: str | None = None) -> str:
+    """The table; `batching`: noise_note's words, shown on messages to managers and channels."""
     tz = tl.timezone
     head = [
         f"Lead:     {lead_id or '?'}" + (f" (portal {tl.portal_id})" if tl.portal_id else ""),
@@ -194,7 +213,7 @@ def as_text(tl: Timeline, lead_id: str | None = None) -> str:
         return "\n".join(head) + "\n"
     rows = [("DUE (UTC)", f"DUE ({tz})", "STEP", "STATE", "WHO / WHAT")]
     for step in tl.steps:
-        what = _what(step, tz)
+        what = _what(step, tz, batching)
         rows.append((_utc(step.due_at), _local(step.due_at, tz), step.key, step.state, what[0]))
         rows += [("", "", "", "", more) for more in what[1:]]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

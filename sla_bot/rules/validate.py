@@ -100,6 +100,12 @@ class _Checker:
             self.ref("calendars", team.calendar, where, ("calendar",))
             for i, member in enumerate(team.members):
                 self.ref("calendars", member.calendar, where, ("members", i, "calendar"))
+            if team.noise is not None and not (team.managers or team.channel):
+                self.at(
+                    *where,
+                    ("noise",),
+                    f"noise: team '{name}' has no managers and no channel to batch messages for",
+                )
             if not (team.calendar or has_default or all(x.calendar for x in team.members)):
                 self.at(
                     *where,
@@ -129,6 +135,16 @@ class _Checker:
         team = self.defs.items["teams"].get(p.team) if team_ok else None
         if team is not None:
             self.actions(name, p, team)
+        if (
+            p.quiet_hours.out_of_office == "escalate"
+            and team is not None
+            and not (team.managers or team.channel)
+        ):
+            self.at(
+                *where,
+                ("quiet_hours", "out_of_office"),
+                f"out_of_office: escalate: team '{p.team}' has no managers or channel to tell",
+            )
 
     def actions(self, name: str, p: m.Policy, team: m.Team) -> None:
         """Actions that need something from the policy's team: managers, a channel, people."""

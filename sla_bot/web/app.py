@@ -6,6 +6,7 @@ import time
 
 from flask import Flask, Response, g, request
 
+from integrations.slack import commands as slack_commands
 from integrations.slack import interactivity as slack_interactivity
 from sla_bot import heartbeat, metrics
 from sla_bot.config import Settings, load_settings
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(hubspot_oauth.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(slack_interactivity.bp)
+    app.register_blueprint(slack_commands.bp)
     app.register_blueprint(reports_page.bp)
 
     @app.before_request
