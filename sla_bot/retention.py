@@ -6,6 +6,7 @@ What goes, oldest first (settings in sla_bot/config.py, documented in README):
   the events of a lead that is still open, and a batch while any of its events is kept;
 - the audit trail (`lead_events`) and finished outbox rows of a lead closed (or ignored) longer
   than SLA_BOT_RETAIN_CLOSED_LEADS ago; finished outbox rows of no lead after the same time;
+- batched-escalation entries of those leads, and a batch (closed as long ago) once none is left;
 - dead letters last seen longer than SLA_BOT_RETAIN_DEAD_LETTERS ago;
 - counter rows (`metric_series`) of processes idle for SLA_BOT_RETAIN_METRIC_SERIES are folded
   into one row per series, so every total on /metrics stays exactly what it was;
@@ -38,6 +39,8 @@ from sla_bot.db.schema import (
     metric_series,
     oauth_states,
     outbox,
+    slack_batch_items,
+    slack_batches,
     slack_users,
     webhook_batches,
     webhook_events,
@@ -105,6 +108,10 @@ def rules(policy: Policy, *, now: datetime, wall_now: datetime) -> list[Rule]:
     )
     # A batch goes with its last event; said this way, a dry run counts it too.
     event_kept = exists().where(webhook_events.c.batch_id == webhook_batches.c.id, not_(event_goes))
+    # Likewise a Slack batch goes with its last entry (entries go with their closed lead).
+    item_kept = not_(
+        exists().where(leads.c.id == slack_batch_items.c.lead_id, _closed_before(closed_before))
+    )
     return [
         Rule(webhook_events, webhook_events.c.id, event_goes),
         Rule(
@@ -125,6 +132,21 @@ def rules(policy: Policy, *, now: datetime, wall_now: datetime) -> list[Rule]:
                 outbox.c.status.in_(FINISHED),
                 outbox.c.lead_id.is_(None),
                 outbox.c.decided_at < closed_before,
+            ),
+        ),
+        Rule(
+            slack_batch_items,
+            slack_batch_items.c.id,
+            true(),
+            slack_batch_items.c.lead_id,
+            closed_before,
+        ),
+        Rule(
+            slack_batches,
+            slack_batches.c.id,
+            and_(
+                slack_batches.c.closes_at < closed_before,
+                not_(exists().where(slack_batch_items.c.batch_id == slack_batches.c.id, item_kept)),
             ),
         ),
         Rule(

@@ -18,6 +18,8 @@ from sla_bot.db.schema import (
     leads,
     metric_series,
     outbox,
+    slack_batch_items,
+    slack_batches,
     webhook_batches,
     webhook_events,
     worker_heartbeats,
@@ -45,7 +47,7 @@ def seed_year(engine: Engine) -> None:
     """One closed lead a day for a year (closed that day), OPEN open leads with a year of
     events, webhooks, dead letters and counter rows of a process a day; bulk inserts."""
     lead_rows, outcome_rows, events, outbox_rows, batches, wh_events = [], [], [], [], [], []
-    dead, series = [], []
+    dead, series, slack_b, slack_items = [], [], [], []
     for i in range(OPEN):
         lead_id = 10_000 + i
         lead_rows.append(
@@ -82,6 +84,15 @@ def seed_year(engine: Engine) -> None:
                 {"portal_id": 1, "object_id": object_id, "subscription_type": "contact.creation",
                  "subscription_id": 1, "event_id": b, "occurred_at_ms": 0, "batch_index": 0,
                  "batch_id": b, "received_at": at, "processed_at": at, "outcome": "applied"}
+            )  # fmt: skip
+        for b, lead_id in ((2 * d + 1, d + 1), (2 * d + 2, open_id)):  # a batched escalation each
+            slack_b.append(
+                {"id": b, "portal_id": 1, "batch_key": f"1:manager:{b}", "target": "U1",
+                 "opened_at": at, "closes_at": at, "post_at": at, "shown": 1, "updated_at": at}
+            )  # fmt: skip
+            slack_items.append(
+                {"batch_id": b, "outbox_id": b, "lead_id": lead_id, "payload": "{}",
+                 "folded": 0, "added_at": at}
             )  # fmt: skip
         dead.append(
             {"first_seen_at": at, "last_seen_at": at, "source": "hubspot_webhook",
@@ -121,6 +132,8 @@ def seed_year(engine: Engine) -> None:
             (dead_letters, dead),
             (metric_series, series),
             (worker_heartbeats, beats),
+            (slack_batches, slack_b),
+            (slack_batch_items, slack_items),
         ):
             conn.execute(table.insert(), rows)
 
@@ -153,6 +166,9 @@ EXPECTED_LEFT = {
     # 90 days of closed leads' (2 each) and of lead-less rows, every open lead's, the pending one
     "outbox": 90 * 2 + 90 + DAYS + 1,
     "dead_letters": 30,
+    # batches of leads closed in the last 90 days, every open lead's
+    "slack_batch_items": 90 + DAYS,
+    "slack_batches": 90 + DAYS,
     "worker_heartbeats": 1,
     # 7 recent processes + one folded row
     "metric_series": 7 + 1,
