@@ -231,15 +231,24 @@ def deliver_due(
 
 
 class _Counting:
-    """Counts this thread's attempts, so a batch of retried rows does not end the loop."""
+    """Counts this thread's attempts (so a batch of retried rows does not end the loop) and the
+    calls in progress across threads (what an idle thread keeps waiting for)."""
 
     def __init__(self, inner: Deliverer) -> None:
         self.inner, self.channel = inner, inner.channel
         self.local = threading.local()
+        self.in_call = 0
+        self._lock = threading.Lock()
 
     def deliver(self, item: OutboxItem) -> dict[str, Any]:
         self.local.n += 1
-        return self.inner.deliver(item)
+        with self._lock:
+            self.in_call += 1
+        try:
+            return self.inner.deliver(item)
+        finally:
+            with self._lock:
+                self.in_call -= 1
 
     def settled(self, item: OutboxItem, outcome: str) -> None:
         settled = getattr(self.inner, "settled", None)
@@ -267,7 +276,6 @@ def deliver_parallel(
     meanwhile. The run ends when no thread has anything to do.
     """
     totals = [0, 0, 0]  # sent, failed, attempted
-    busy = [0]
     lock = threading.Lock()
     counting = _Counting(deliverer)
 
@@ -276,21 +284,20 @@ def deliver_parallel(
             with lock:
                 if totals[2] >= limit:
                     return
-                busy[0] += 1
             counting.local.n = 0
             sent = failed = 0
             try:
                 sent, failed = deliver_due(engine, counting, now=now, limit=batch, clock=clock)
             finally:
                 with lock:
-                    busy[0] -= 1
                     totals[0] += sent
                     totals[1] += failed
                     totals[2] += counting.local.n
             if counting.local.n == 0:  # nothing to claim right now
-                with lock:
-                    if busy[0] == 0:
-                        return
+                # Wait only while another thread is in a remote call (its retry may come due);
+                # threads that merely look for work must not keep each other waiting forever.
+                if counting.in_call == 0:
+                    return
                 sleep(poll)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
