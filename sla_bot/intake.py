@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from sla_bot.db.engine import write_transaction
-from sla_bot.db.schema import dead_letters, webhook_batches
+from sla_bot.db.schema import dead_letters, webhook_batches, webhook_signers
 
 
 def store_batch(
@@ -25,19 +27,42 @@ def store_batch(
     signature_version: str,
     received_at: datetime,
     portal_hint: int | None = None,
+    v3_signer: str | None = None,
 ) -> int:
-    """Commit the raw body; return its id. Returns only once the row is durable."""
+    """Commit the raw body; return its id. Returns only once the row is durable.
+
+    A body already stored (a HubSpot resend, or a replay) is not stored again: the existing
+    row's id comes back. `v3_signer` records, in the same transaction, that this signer uses
+    v3 (see `sla_bot.signers`).
+    """
+    digest = hashlib.sha256(body).hexdigest()
     with write_transaction(engine) as conn:
-        result = conn.execute(
-            webhook_batches.insert().values(
-                received_at=received_at,
-                source=source,
-                signature_version=signature_version,
-                portal_hint=portal_hint,
-                body=body,
-            )
+        stmt = _insert_ignore(conn).values(
+            received_at=received_at,
+            source=source,
+            signature_version=signature_version,
+            portal_hint=portal_hint,
+            body=body,
+            body_sha256=digest,
         )
-        return int(result.inserted_primary_key[0])  # type: ignore[index]
+        inserted = conn.execute(stmt.returning(webhook_batches.c.id)).scalar_one_or_none()
+        if inserted is None:
+            inserted = conn.execute(
+                select(webhook_batches.c.id).where(webhook_batches.c.body_sha256 == digest)
+            ).scalar_one()
+        if v3_signer is not None:
+            conn.execute(
+                _insert_ignore(conn, webhook_signers).values(
+                    signer=v3_signer, v3_seen_at=received_at
+                )
+            )
+        return int(inserted)
+
+
+def _insert_ignore(conn: Connection, table: Table = webhook_batches) -> Any:
+    """INSERT that skips rows conflicting with a unique key (both dialects)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
 
 
 def store_dead_letter(

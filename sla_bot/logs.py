@@ -27,6 +27,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def db_error(exc: BaseException) -> str:
+    """A database error fit for a log line: its class and the driver's first line.
+
+    Engines hide SQL parameters (`hide_parameters=True`), but the driver's own message can
+    still quote values (PostgreSQL's DETAIL "Failing row contains (...)", "Key (...)=(...)"),
+    and a traceback would print it whole; so log this, not the exception.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return f"{type(orig).__name__}: {first[:300]}"
+
+
 def configure(fmt: str = "text", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":

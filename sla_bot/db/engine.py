@@ -30,6 +30,7 @@ def make_engine(
             url,
             connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
             poolclass=NullPool if parsed.database in (None, "", ":memory:") else None,
+            hide_parameters=True,  # logs never carry CRM values (see sla_bot.logs.db_error)
         )
 
         @event.listens_for(engine, "connect")
@@ -58,7 +59,9 @@ def make_engine(
 
         engine.__dict__["_sla_bot_busy_timeout_s"] = busy_timeout_ms / 1000
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True
+    )
 
 
 def immediate(engine: Engine) -> Engine:
