@@ -59,9 +59,7 @@ def make_engine(
 
         engine.__dict__["_sla_bot_busy_timeout_s"] = busy_timeout_ms / 1000
         return engine
-    return create_engine(
-        url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True
-    )
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
 
 
 def immediate(engine: Engine) -> Engine:

@@ -3,8 +3,8 @@
 Order of checks: size (413, before reading the body), content type (415), signature (401,
 nothing written; a Webhooks-API array without v3 from a signer known to use v3 is a downgrade
 replay, also 401, see `sla_bot.signers`), payload (400; a signed but unusable body goes to the
-dead-letter table), then one durable INSERT (deduplicated by body hash) and 200. A database that cannot commit in time answers 503 so HubSpot
-retries. Nothing here calls HubSpot or Slack.
+dead-letter table), then one durable INSERT (deduplicated by body hash) and 200. A database
+that cannot commit in time answers 503 so HubSpot retries. Nothing here calls HubSpot or Slack.
 """
 
 from __future__ import annotations

@@ -118,9 +118,7 @@ def web(env, engine: Engine, clock: FrozenClock, tmp_path: Path) -> Any:
     ).test_client()
 
 
-def _post(
-    web: Any, portal_id: int, secret: str, now: Any, version: str = "v3", n: int = 1
-) -> int:
+def _post(web: Any, portal_id: int, secret: str, now: Any, version: str = "v3", n: int = 1) -> int:
     body = batch([event(n, portalId=portal_id)])
     headers = signed_headers(body, now=now, secret=secret, version=version)
     return web.post("/webhooks/hubspot", data=body, headers=headers).status_code
