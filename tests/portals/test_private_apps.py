@@ -226,3 +226,17 @@ def test_portals_list_and_remove(
     finally:
         registry.close()
     assert main(["portals", "remove", "999"]) == 1
+
+
+def test_a_private_app_sending_only_v1_keeps_working(web, engine, clock) -> None:
+    for n in range(3):
+        assert _post(web, B, "secret-b", clock.now(), version="v1", n=n) == 200
+    assert _stored(engine) == 3
+
+
+def test_a_private_app_seen_with_v3_cannot_be_downgraded(web, engine, clock) -> None:
+    assert _post(web, B, "secret-b", clock.now(), version="v1", n=1) == 200
+    assert _post(web, B, "secret-b", clock.now(), version="v3", n=2) == 200
+    assert _post(web, B, "secret-b", clock.now(), version="v1", n=3) == 401
+    assert _post(web, A, "secret-a", clock.now(), version="v1", n=4) == 200  # another signer
+    assert _stored(engine) == 3
