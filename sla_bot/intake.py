@@ -11,11 +11,12 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from sla_bot.db.engine import write_transaction
+from sla_bot.db.engine import sqlite_file, write_transaction
+from sla_bot.db.hotpath import CompiledStatement, HotWriter
 from sla_bot.db.schema import dead_letters, webhook_batches, webhook_signers
 
 
@@ -33,22 +34,25 @@ def store_batch(
 
     A body already stored (a HubSpot resend, or a replay) is not stored again: the existing
     row's id comes back. `v3_signer` records, in the same transaction, that this signer uses
-    v3 (see `sla_bot.signers`).
+    v3 (see `sla_bot.signers`). The common case runs on the raw DBAPI connection
+    (`sla_bot.db.hotpath`); the same statements run through SQLAlchemy otherwise.
     """
-    digest = hashlib.sha256(body).hexdigest()
+    values = {
+        "received_at": received_at,
+        "source": source,
+        "signature_version": signature_version,
+        "portal_hint": portal_hint,
+        "body": body,
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+    }
+    if v3_signer is None and (sqlite_file(engine) or engine.dialect.name == "postgresql"):
+        return _store_hot(engine, values)
     with write_transaction(engine) as conn:
-        stmt = _insert_ignore(conn).values(
-            received_at=received_at,
-            source=source,
-            signature_version=signature_version,
-            portal_hint=portal_hint,
-            body=body,
-            body_sha256=digest,
-        )
+        stmt = _insert_ignore(conn).values(**values)
         inserted = conn.execute(stmt.returning(webhook_batches.c.id)).scalar_one_or_none()
         if inserted is None:
             inserted = conn.execute(
-                select(webhook_batches.c.id).where(webhook_batches.c.body_sha256 == digest)
+                _existing_batch(), {"digest": values["body_sha256"]}
             ).scalar_one()
         if v3_signer is not None:
             conn.execute(
@@ -57,6 +61,36 @@ def store_batch(
                 )
             )
         return int(inserted)
+
+
+def _existing_batch() -> Any:
+    return select(webhook_batches.c.id).where(webhook_batches.c.body_sha256 == bindparam("digest"))
+
+
+def _store_hot(engine: Engine, values: dict[str, Any]) -> int:
+    compiled = engine.__dict__.get("_sla_bot_store_batch")
+    if compiled is None:
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        insert = (
+            dialect.insert(webhook_batches)
+            .values({name: bindparam(name) for name in values})
+            .on_conflict_do_nothing()
+            .returning(webhook_batches.c.id)
+        )
+        compiled = (CompiledStatement(insert, engine), CompiledStatement(_existing_batch(), engine))
+        engine.__dict__["_sla_bot_store_batch"] = compiled
+    insert_stmt, existing_stmt = compiled
+    params = insert_stmt.params(values)
+
+    def work(cur: Any) -> int:
+        cur.execute(insert_stmt.sql, params)
+        row = cur.fetchone()
+        if row is None:  # already stored: this body is a resend or a replay
+            cur.execute(existing_stmt.sql, existing_stmt.params({"digest": values["body_sha256"]}))
+            row = cur.fetchone()
+        return int(row[0])
+
+    return int(HotWriter.of(engine).run(work))
 
 
 def _insert_ignore(conn: Connection, table: Table = webhook_batches) -> Any:
