@@ -50,7 +50,7 @@ def _client(args: tuple[int, int, int, float, int]) -> list[float]:
     """One load process: `threads` closed-loop clients for `seconds`; returns latencies (s)."""
     import threading
 
-    worker, port, threads, seconds, prepared = args
+    worker, port, threads, seconds, prepared = args  # worker: a seed, distinct per run
     payloads = _bodies(worker, prepared, port)
     latencies: list[float] = []
     errors = [0]
@@ -91,7 +91,9 @@ def _client(args: tuple[int, int, int, float, int]) -> list[float]:
     return latencies
 
 
-def drive(port: int, concurrency: int, seconds: float, processes: int) -> dict[str, float]:
+def drive(
+    port: int, concurrency: int, seconds: float, processes: int, seed: int = 0
+) -> dict[str, float]:
     per_proc = [
         concurrency // processes + (1 if i < concurrency % processes else 0)
         for i in range(processes)
@@ -99,7 +101,7 @@ def drive(port: int, concurrency: int, seconds: float, processes: int) -> dict[s
     prepared = int(4000 * seconds / 10 / processes) + 200
     with mp.get_context("spawn").Pool(processes) as pool:
         results = pool.map(
-            _client, [(i, port, n, seconds, prepared) for i, n in enumerate(per_proc)]
+            _client, [(seed * 100 + i, port, n, seconds, prepared) for i, n in enumerate(per_proc)]
         )
     lat = sorted(x for r in results for x in r)
     n = len(lat)
@@ -114,24 +116,49 @@ def drive(port: int, concurrency: int, seconds: float, processes: int) -> dict[s
     }
 
 
-def drive_wrk(port: int, concurrency: int, seconds: float, workdir: Path) -> dict[str, float]:
-    """Drive with wrk (C, cheap on CPU), cycling through pre-signed distinct batches."""
+def drive_wrk(
+    port: int, concurrency: int, seconds: float, workdir: Path, seed: int, distinct: int
+) -> dict[str, float]:
+    """Drive with wrk (C, cheap on CPU), each request a distinct pre-signed batch.
+
+    Bodies must not repeat: the endpoint stores a body once (a repeat costs no write), so
+    cycling a few hundred would measure the replay path. wrk's threads each read their own
+    share of `distinct` requests from a file (a Lua script cannot hold that many constants).
+    """
     import re
     import shutil
     import subprocess
 
-    payloads = _bodies(9, 300, port)
-    lines = ["local reqs = {}", "local i = 0", "init = function(args)"]
-    for body, headers in payloads:
-        h = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
-        lines.append(
-            f'  reqs[#reqs + 1] = wrk.format("POST", "/webhooks/hubspot", {{{h}}}, '
-            f"[==[{body.decode()}]==])"
-        )
-    lines += ["end", "request = function() i = i % #reqs + 1; return reqs[i] end"]
-    script = workdir / f"wrk-{port}.lua"
-    script.write_text("\n".join(lines))
     threads = max(1, min(2, concurrency))
+    data = workdir / f"requests-{port}-{seed}.txt"
+    with data.open("w") as out:
+        for body, headers in _bodies(seed, distinct, port):
+            sig, ts = headers["X-HubSpot-Signature-v3"], headers["X-HubSpot-Request-Timestamp"]
+            out.write(f"{sig}\n{ts}\n{body.decode()}\n")
+    lines = [
+        "local reqs = {}",
+        "local i = 0",
+        "local n = 0",
+        "setup = function(thread) n = n + 1; thread:set('id', n) end",
+        "init = function(args)",
+        f'  local f = assert(io.open("{data}", "r"))',
+        "  local k = 0",
+        "  while true do",
+        "    local sig = f:read('*l'); if not sig then break end",
+        "    local ts = f:read('*l'); local body = f:read('*l')",
+        f"    if k % {threads} == id - 1 then",
+        "      reqs[#reqs + 1] = wrk.format('POST', '/webhooks/hubspot', {",
+        "        ['Content-Type'] = 'application/json',",
+        "        ['X-HubSpot-Signature-v3'] = sig, ['X-HubSpot-Request-Timestamp'] = ts}, body)",
+        "    end",
+        "    k = k + 1",
+        "  end",
+        "  f:close()",
+        "end",
+        "request = function() i = i % #reqs + 1; return reqs[i] end",
+    ]
+    script = workdir / f"wrk-{port}-{seed}.lua"
+    script.write_text("\n".join(lines))
     out = subprocess.run(
         [
             shutil.which("wrk") or "wrk",
@@ -179,6 +206,12 @@ def main() -> None:
         help="serve: web + worker splitting concurrently (default); web: intake only",
     )
     parser.add_argument("--database-url", default=None, help="default: a temp SQLite file")
+    parser.add_argument(
+        "--distinct-per-second",
+        type=int,
+        default=2500,
+        help="wrk: distinct signed bodies prepared per second of run (bodies are stored once)",
+    )
     parser.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"])
     parser.add_argument(
         "--client",
@@ -210,12 +243,17 @@ def main() -> None:
     print(f"database: {db_url.split('@')[-1]}  (SQLite synchronous={args.sqlite_synchronous})")
     print(f"load generator: {'wrk' if use_wrk else 'Python (install wrk for a cheaper client)'}")
 
+    distinct = int(args.seconds * args.distinct_per_second)
+
     def run(port: int) -> dict[str, float]:
         if use_wrk:
-            drive_wrk(port, args.concurrency, 1.0, workdir)  # warm-up
-            return drive_wrk(port, args.concurrency, args.seconds, workdir)
-        drive(port, args.concurrency, 1.0, args.client_processes)
-        return drive(port, args.concurrency, args.seconds, args.client_processes)
+            drive_wrk(port, args.concurrency, 1.0, workdir, 8, 600)  # warm-up
+            result = drive_wrk(port, args.concurrency, args.seconds, workdir, 9, distinct)
+            if result["requests"] > distinct:
+                print(f"  note: {result['requests']:.0f} requests, {distinct} distinct bodies")
+            return result
+        drive(port, args.concurrency, 1.0, args.client_processes, seed=1)
+        return drive(port, args.concurrency, args.seconds, args.client_processes, seed=2)
 
     rows = {}
     bare = BareProcess(env, workdir, free_port()).start()

@@ -58,6 +58,7 @@ def make_engine(
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         engine.__dict__["_sla_bot_busy_timeout_s"] = busy_timeout_ms / 1000
+        engine.__dict__["_sla_bot_synchronous"] = synchronous
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
 
