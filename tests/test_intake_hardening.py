@@ -255,3 +255,36 @@ def test_engines_hide_sql_parameters(engine: Engine) -> None:
     assert email not in str(info.value).split("\nDETAIL")[0]
     assert "parameters hidden" in str(info.value)
     assert email not in db_error(info.value)
+
+
+def test_a_batch_the_database_refuses_is_a_dead_letter_not_a_500(
+    client: Any, engine: Engine, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(
+                text(
+                    "ALTER TABLE webhook_batches ADD CONSTRAINT no_portal "
+                    "CHECK (portal_hint IS NULL OR portal_hint <> 424242)"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "CREATE TRIGGER no_portal BEFORE INSERT ON webhook_batches "
+                    "WHEN NEW.portal_hint = 424242 BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+    body = json.dumps({"vid": 901, "properties": {"email": "ada@example.com"}}).encode()
+    url = "http://localhost/webhooks/hubspot?portalId=424242"
+    headers = signed_headers(body, now=clock.now(), version="v2", url=url)
+    response = client.post(URL + "?portalId=424242", data=body, headers=headers)
+    assert response.status_code == 400
+    assert _dead_letter_kept(engine, body)
+    assert "ada@example.com" not in caplog.text
+    # The writer's connection survived the error: the next request is stored.
+    body = batch([event(1)])
+    assert (
+        client.post(URL, data=body, headers=signed_headers(body, now=clock.now())).status_code
+        == 200
+    )
