@@ -198,6 +198,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per worker (>1: gthread workers)"
+    )
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument(
         "--command",
@@ -230,13 +233,14 @@ def main() -> None:
         "DATABASE_URL": db_url,
         "HUBSPOT_CLIENT_SECRET": SECRET,
         "SLA_BOT_WEB_WORKERS": str(args.workers),
+        "SLA_BOT_WEB_THREADS": str(args.threads),
         "SLA_BOT_SQLITE_SYNCHRONOUS": args.sqlite_synchronous,
         "SLA_BOT_RULES_DIR": os.environ.get("SLA_BOT_RULES_DIR", str(ROOT / "rules")),
         "SLA_BOT_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     print(
-        f"gunicorn sync workers={args.workers}, concurrency={args.concurrency}, "
+        f"gunicorn workers={args.workers} threads={args.threads}, concurrency={args.concurrency}, "
         f"{EVENTS_PER_BATCH}-event v3-signed batches, {args.seconds:.0f} s per target"
     )
     print(f"service command: sla-bot {args.command}")

@@ -144,7 +144,10 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         options = {
             "bind": f"{self.settings.host}:{self.settings.port}",
             "workers": self.settings.web_workers,
-            "worker_class": "sync",
+            # Threads keep more commits in flight per process, so they share WAL syncs
+            # (docs/performance.md); sync workers (1 thread) have the best tail latency.
+            "worker_class": "gthread" if self.settings.web_threads > 1 else "sync",
+            "threads": self.settings.web_threads,
             "timeout": 30,
             "graceful_timeout": 20,
             "keepalive": 2,
