@@ -17,7 +17,6 @@ import argparse
 import collections
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -34,9 +33,11 @@ EVENTS_PER_BATCH = 100
 
 def _run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="sla-bot-profile-"))
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(workdir / "metrics"))
-    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(exist_ok=True)
     from werkzeug.test import EnvironBuilder
+
+    from sla_bot.server import ensure_metrics_dir
+
+    ensure_metrics_dir()  # where `sla-bot serve` puts them, before prometheus is imported
 
     from sla_bot.clock import SystemClock
     from sla_bot.db import migrate

@@ -168,11 +168,20 @@ class WebServer(BaseApplication):  # type: ignore[misc]
 
 
 def ensure_metrics_dir() -> None:
-    """Multiprocess metrics need a fresh shared directory, set before prometheus is imported."""
+    """Multiprocess metrics need a fresh shared directory, set before prometheus is imported.
+
+    In memory (/dev/shm) when there is one: every counter increment writes the process's
+    mmapped file, and on a disk-backed file a write can wait for the kernel's writeback of
+    that page (docs/performance.md).
+    """
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         import tempfile
 
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sla-bot-metrics-")
+        shm = "/dev/shm"
+        where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+            prefix="sla-bot-metrics-", dir=where
+        )
 
 
 def _worker_child_setup() -> None:
