@@ -17,6 +17,7 @@ import argparse
 import collections
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,8 @@ def _run(args: argparse.Namespace) -> None:
         f"request ({EVENTS_PER_BATCH} events each), one process"
     )
     services.engine.dispose()
+    shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def _top(raw: Path, limit: int) -> None:
@@ -128,6 +131,7 @@ def main() -> None:
     cmd = [spy, "record", "-r", "500", "--gil", "-f", "raw", "-o", str(raw), "--"]
     subprocess.run([*cmd, sys.executable, __file__, *argv], check=True)
     _top(raw, args.top)
+    shutil.rmtree(raw.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":
