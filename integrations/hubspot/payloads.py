@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -137,11 +136,8 @@ _SCALARS = (str, int, type(None), bool)
 def _flat(item: dict[str, Any]) -> bool:
     for value in item.values():
         kind = type(value)
-        if kind is int:
+        if kind is int or kind is float:  # orjson reads integers past 64 bits as floats
             if not -MAX_JSON_INT <= value <= MAX_JSON_INT:
-                return False
-        elif kind is float:
-            if not math.isfinite(value):
                 return False
         elif kind not in _SCALARS:
             return False
@@ -161,8 +157,8 @@ def _check_json(data: Any) -> None:
             if isinstance(value, int) and not isinstance(value, bool):
                 if not -MAX_JSON_INT <= value <= MAX_JSON_INT:
                     raise PayloadError([f"{path[:80]}: integer outside the 64-bit range"])
-            elif isinstance(value, float) and not math.isfinite(value):
-                raise PayloadError([f"{path[:80]}: number too large"])
+            elif isinstance(value, float) and not -MAX_JSON_INT <= value <= MAX_JSON_INT:
+                raise PayloadError([f"{path[:80]}: number outside the 64-bit range"])
             continue
         if depth > MAX_JSON_DEPTH:
             raise PayloadError([f"body nests deeper than {MAX_JSON_DEPTH} levels"])
