@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sla_bot.clock import FrozenClock
 from sla_bot.db.schema import dead_letters, webhook_batches, webhook_events
-from sla_bot.logs import db_error
+from sla_bot.logs import configure, db_error
 from sla_bot.splitter import split_pending
 from sla_bot.web.app import create_app
 from sla_bot.web.services import Services
@@ -288,3 +288,30 @@ def test_a_batch_the_database_refuses_is_a_dead_letter_not_a_500(
         client.post(URL, data=body, headers=signed_headers(body, now=clock.now())).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_logged_database_exceptions_carry_no_row_values(
+    engine: Engine, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """Every `log.exception` site: the handler `configure` installs scrubs database errors."""
+    email = "katherine.johnson@example.com"
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure(fmt)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                webhook_events.insert().values(
+                    portal_id=1, object_id=None, property_value=email, batch_id=1
+                )
+            )
+    except IntegrityError:
+        logging.getLogger("sla_bot.test").exception("applying events failed")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert "applying events failed" in err
+    assert "Traceback" in err and "null" in err.lower()  # where, and what kind
+    assert email not in err
