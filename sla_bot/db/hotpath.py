@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql import Executable
@@ -65,13 +66,26 @@ class HotWriter:
         self.wal = f"{path}-wal" if path and full else None
         self._wal_fd: tuple[int, int, int] | None = None  # (pid, fd, inode)
         self._wal_lock = threading.Lock()
+        self._held: list[tuple[int, Any]] = []  # (pid, fairy) of every thread, for close()
 
     @classmethod
     def of(cls, engine: Engine) -> HotWriter:
         writer = engine.__dict__.get("_sla_bot_hot_writer")
         if writer is None:
             writer = engine.__dict__["_sla_bot_hot_writer"] = cls(engine)
+            event.listen(engine, "engine_disposed", lambda _engine: writer.close())
         return writer
+
+    def close(self) -> None:
+        """Close every thread's connection (with `engine.dispose()`): held connections are
+        outside the pool, so disposing it would not reach them."""
+        with self._wal_lock:
+            held, self._held = self._held, []
+        for pid, fairy in held:
+            if pid == os.getpid():
+                with contextlib.suppress(Exception):
+                    fairy.invalidate()
+        self._local = threading.local()
 
     def _connection(self) -> tuple[Any, bool]:
         """(DBAPI connection, fresh?). A fork gets its own: never share a parent's socket."""
@@ -82,12 +96,16 @@ class HotWriter:
         if self.wal is not None:
             fairy.dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # we sync: _sync_wal
         self._local.held = (os.getpid(), fairy, fairy.dbapi_connection)
+        with self._wal_lock:
+            self._held.append((os.getpid(), fairy))
         return fairy.dbapi_connection, True
 
     def _drop(self) -> None:
         held = getattr(self._local, "held", None)
         self._local.held = None
         if held is not None and held[0] == os.getpid():
+            with self._wal_lock:
+                self._held = [h for h in self._held if h[1] is not held[1]]
             with contextlib.suppress(Exception):  # already broken; a new one comes next time
                 held[1].invalidate()
 
