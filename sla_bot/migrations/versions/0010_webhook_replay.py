@@ -67,5 +67,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("webhook_signers")
     op.drop_index("ix_webhook_batches_body_sha256", table_name="webhook_batches")
-    with op.batch_alter_table("webhook_batches") as batch:
-        batch.drop_column("body_sha256")
+    # Plain ALTER (SQLite >= 3.35 has DROP COLUMN): batch mode would copy and drop the table,
+    # which webhook_events' foreign key forbids.
+    op.execute("ALTER TABLE webhook_batches DROP COLUMN body_sha256")
