@@ -129,7 +129,7 @@ def _request_file(workdir: Path, seed: int, distinct: int, port: int) -> Path:
                 sig = headers["X-HubSpot-Signature-v3"]
                 ts = headers["X-HubSpot-Request-Timestamp"]
                 out.write(f"{sig}\n{ts}\n{body.decode()}\n")
-    _TEMP_FILES.update([data, data.with_suffix(".lua")])
+    _TEMP_FILES.add(data)
     return data
 
 
@@ -171,6 +171,7 @@ def drive_wrk(port: int, concurrency: int, seconds: float, data: Path) -> dict[s
         "request = function() i = i % #reqs + 1; return reqs[i] end",
     ]
     script = data.with_suffix(f".{port}.lua")
+    _TEMP_FILES.add(script)
     script.write_text("\n".join(lines))
     out = subprocess.run(
         [
