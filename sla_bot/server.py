@@ -6,6 +6,7 @@ gunicorn workers and the worker process go too, instead of holding the port or t
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import errno
@@ -179,9 +180,10 @@ def ensure_metrics_dir() -> None:
 
         shm = "/dev/shm"
         where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
-            prefix="sla-bot-metrics-", dir=where
-        )
+        path = tempfile.mkdtemp(prefix="sla-bot-metrics-", dir=where)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        # Removed when the process that made it exits (forked web workers leave by os._exit).
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
 
 
 def _worker_child_setup() -> None:
