@@ -182,8 +182,14 @@ def ensure_metrics_dir() -> None:
         where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
         path = tempfile.mkdtemp(prefix="sla-bot-metrics-", dir=where)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-        # Removed when the process that made it exits (forked web workers leave by os._exit).
-        atexit.register(shutil.rmtree, path, ignore_errors=True)
+        # Removed when the process that made it exits; gunicorn's forked workers run atexit
+        # handlers too (they leave by SystemExit), and must not remove it.
+        atexit.register(_remove_if_mine, path, os.getpid())
+
+
+def _remove_if_mine(path: str, creator: int) -> None:
+    if os.getpid() == creator:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _worker_child_setup() -> None:
