@@ -50,7 +50,7 @@ def _client(args: tuple[int, int, int, float, int]) -> list[float]:
     """One load process: `threads` closed-loop clients for `seconds`; returns latencies (s)."""
     import threading
 
-    worker, port, threads, seconds, prepared = args
+    worker, port, threads, seconds, prepared = args  # worker: a seed, distinct per run
     payloads = _bodies(worker, prepared, port)
     latencies: list[float] = []
     errors = [0]
@@ -91,7 +91,9 @@ def _client(args: tuple[int, int, int, float, int]) -> list[float]:
     return latencies
 
 
-def drive(port: int, concurrency: int, seconds: float, processes: int) -> dict[str, float]:
+def drive(
+    port: int, concurrency: int, seconds: float, processes: int, seed: int = 0
+) -> dict[str, float]:
     per_proc = [
         concurrency // processes + (1 if i < concurrency % processes else 0)
         for i in range(processes)
@@ -99,7 +101,7 @@ def drive(port: int, concurrency: int, seconds: float, processes: int) -> dict[s
     prepared = int(4000 * seconds / 10 / processes) + 200
     with mp.get_context("spawn").Pool(processes) as pool:
         results = pool.map(
-            _client, [(i, port, n, seconds, prepared) for i, n in enumerate(per_proc)]
+            _client, [(seed * 100 + i, port, n, seconds, prepared) for i, n in enumerate(per_proc)]
         )
     lat = sorted(x for r in results for x in r)
     n = len(lat)
@@ -114,24 +116,63 @@ def drive(port: int, concurrency: int, seconds: float, processes: int) -> dict[s
     }
 
 
-def drive_wrk(port: int, concurrency: int, seconds: float, workdir: Path) -> dict[str, float]:
-    """Drive with wrk (C, cheap on CPU), cycling through pre-signed distinct batches."""
+def _request_file(workdir: Path, seed: int, distinct: int, port: int) -> Path:
+    """Signed requests for wrk (signed for the service's `port`; the bare app ignores them),
+    written before any measurement and kept in memory (/dev/shm) when possible, so writing
+    them back to disk never competes with the service's fsyncs."""
+    shm = Path("/dev/shm")
+    where = shm if shm.is_dir() and os.access(shm, os.W_OK) else workdir
+    data = where / f"sla-bot-bench-{os.getpid()}-{seed}.txt"
+    if not data.exists():
+        with data.open("w") as out:
+            for body, headers in _bodies(seed, distinct, port):
+                sig = headers["X-HubSpot-Signature-v3"]
+                ts = headers["X-HubSpot-Request-Timestamp"]
+                out.write(f"{sig}\n{ts}\n{body.decode()}\n")
+    _TEMP_FILES.add(data)
+    return data
+
+
+_TEMP_FILES: set[Path] = set()
+
+
+def drive_wrk(port: int, concurrency: int, seconds: float, data: Path) -> dict[str, float]:
+    """Drive with wrk (C, cheap on CPU), each request a distinct pre-signed batch.
+
+    Bodies must not repeat: the endpoint stores a body once (a repeat costs no write), so
+    cycling a few hundred would measure the replay path. wrk's threads each read their own
+    share of `distinct` requests from a file (a Lua script cannot hold that many constants).
+    """
     import re
     import shutil
     import subprocess
 
-    payloads = _bodies(9, 300, port)
-    lines = ["local reqs = {}", "local i = 0", "init = function(args)"]
-    for body, headers in payloads:
-        h = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
-        lines.append(
-            f'  reqs[#reqs + 1] = wrk.format("POST", "/webhooks/hubspot", {{{h}}}, '
-            f"[==[{body.decode()}]==])"
-        )
-    lines += ["end", "request = function() i = i % #reqs + 1; return reqs[i] end"]
-    script = workdir / f"wrk-{port}.lua"
-    script.write_text("\n".join(lines))
     threads = max(1, min(2, concurrency))
+    lines = [
+        "local reqs = {}",
+        "local i = 0",
+        "local n = 0",
+        "setup = function(thread) n = n + 1; thread:set('id', n) end",
+        "init = function(args)",
+        f'  local f = assert(io.open("{data}", "r"))',
+        "  local k = 0",
+        "  while true do",
+        "    local sig = f:read('*l'); if not sig then break end",
+        "    local ts = f:read('*l'); local body = f:read('*l')",
+        f"    if k % {threads} == id - 1 then",
+        "      reqs[#reqs + 1] = wrk.format('POST', '/webhooks/hubspot', {",
+        "        ['Content-Type'] = 'application/json',",
+        "        ['X-HubSpot-Signature-v3'] = sig, ['X-HubSpot-Request-Timestamp'] = ts}, body)",
+        "    end",
+        "    k = k + 1",
+        "  end",
+        "  f:close()",
+        "end",
+        "request = function() i = i % #reqs + 1; return reqs[i] end",
+    ]
+    script = data.with_suffix(f".{port}.lua")
+    _TEMP_FILES.add(script)
+    script.write_text("\n".join(lines))
     out = subprocess.run(
         [
             shutil.which("wrk") or "wrk",
@@ -171,6 +212,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per worker (>1: gthread workers)"
+    )
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument(
         "--command",
@@ -179,6 +223,12 @@ def main() -> None:
         help="serve: web + worker splitting concurrently (default); web: intake only",
     )
     parser.add_argument("--database-url", default=None, help="default: a temp SQLite file")
+    parser.add_argument(
+        "--distinct-per-second",
+        type=int,
+        default=1000,
+        help="wrk: distinct signed bodies prepared per second of run (bodies are stored once)",
+    )
     parser.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"])
     parser.add_argument(
         "--client",
@@ -197,25 +247,35 @@ def main() -> None:
         "DATABASE_URL": db_url,
         "HUBSPOT_CLIENT_SECRET": SECRET,
         "SLA_BOT_WEB_WORKERS": str(args.workers),
+        "SLA_BOT_WEB_THREADS": str(args.threads),
         "SLA_BOT_SQLITE_SYNCHRONOUS": args.sqlite_synchronous,
         "SLA_BOT_RULES_DIR": os.environ.get("SLA_BOT_RULES_DIR", str(ROOT / "rules")),
         "SLA_BOT_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     print(
-        f"gunicorn sync workers={args.workers}, concurrency={args.concurrency}, "
+        f"gunicorn workers={args.workers} threads={args.threads}, concurrency={args.concurrency}, "
         f"{EVENTS_PER_BATCH}-event v3-signed batches, {args.seconds:.0f} s per target"
     )
     print(f"service command: sla-bot {args.command}")
     print(f"database: {db_url.split('@')[-1]}  (SQLite synchronous={args.sqlite_synchronous})")
     print(f"load generator: {'wrk' if use_wrk else 'Python (install wrk for a cheaper client)'}")
 
+    distinct = int(args.seconds * args.distinct_per_second)
+    service_port = free_port()
+    if use_wrk:
+        warm_file = _request_file(workdir, 8, 600, service_port)
+        run_file = _request_file(workdir, 9, distinct, service_port)
+
     def run(port: int) -> dict[str, float]:
         if use_wrk:
-            drive_wrk(port, args.concurrency, 1.0, workdir)  # warm-up
-            return drive_wrk(port, args.concurrency, args.seconds, workdir)
-        drive(port, args.concurrency, 1.0, args.client_processes)
-        return drive(port, args.concurrency, args.seconds, args.client_processes)
+            drive_wrk(port, args.concurrency, 1.0, warm_file)  # warm-up
+            result = drive_wrk(port, args.concurrency, args.seconds, run_file)
+            if result["requests"] > distinct:
+                print(f"  note: {result['requests']:.0f} requests, {distinct} distinct bodies")
+            return result
+        drive(port, args.concurrency, 1.0, args.client_processes, seed=1)
+        return drive(port, args.concurrency, args.seconds, args.client_processes, seed=2)
 
     rows = {}
     bare = BareProcess(env, workdir, free_port()).start()
@@ -233,11 +293,14 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-    service = ServiceProcess(args.command, env, workdir, free_port()).start()
+    service = ServiceProcess(args.command, env, workdir, service_port).start()
     try:
         rows["sla-bot"] = run(service.port)
     finally:
         service.stop()
+        for path in _TEMP_FILES:
+            path.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"\n{'target':<10} {'req/s':>8} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for name, r in rows.items():

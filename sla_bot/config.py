@@ -133,9 +133,21 @@ class Settings(BaseModel):
     host: str = _env("SLA_BOT_HOST", "127.0.0.1")
     port: int = _env("SLA_BOT_PORT", 8080, ge=1, le=65535)
     web_workers: int = _env("SLA_BOT_WEB_WORKERS", 4, ge=1, le=64)
+    web_threads: int = _env(
+        "SLA_BOT_WEB_THREADS",
+        1,
+        ge=1,
+        le=64,
+        description="threads per web worker (more than 1: gunicorn gthread workers)",
+    )
     worker_interval_seconds: float = _env("SLA_BOT_WORKER_INTERVAL_SECONDS", 1.0, gt=0, le=60)
     insecure_allow_unsigned: bool = _env("SLA_BOT_INSECURE_ALLOW_UNSIGNED", False)
     signature_versions: str = _env("SLA_BOT_SIGNATURE_VERSIONS", "v3,v2,v1")
+    webhook_require_v3: bool = _env(
+        "SLA_BOT_WEBHOOK_REQUIRE_V3",
+        False,
+        description="Webhooks-API requests signed with the app's secret need v3 from the start",
+    )
     max_body_bytes: int = _env("SLA_BOT_MAX_BODY_BYTES", 1024 * 1024, ge=1024)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = _env("SLA_BOT_SQLITE_SYNCHRONOUS", "FULL")
     db_busy_timeout_ms: int = _env("SLA_BOT_DB_BUSY_TIMEOUT_MS", 800, ge=0)

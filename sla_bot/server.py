@@ -65,7 +65,14 @@ def instance_dir() -> Iterator[Path]:
         # only the process that made the directory may remove it.
         if os.getpid() == creator:
             os.environ.pop(INSTANCE_ENV, None)
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_instance(path)
+
+
+def _remove_instance(path: Path) -> None:
+    metrics = path / "metrics"
+    if metrics.is_symlink():  # its metrics live in /dev/shm
+        shutil.rmtree(metrics.resolve(), ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove_stale_instance_dirs() -> None:
@@ -73,7 +80,12 @@ def _remove_stale_instance_dirs() -> None:
     for stale in Path(tempfile.gettempdir()).glob("sla-bot-run-*-*"):
         pid = stale.name.split("-")[3]
         if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+            _remove_instance(stale)
+    if SHM.is_dir():  # metrics of an instance whose directory went another way
+        for stale in SHM.glob("sla-bot-metrics-*-*"):
+            pid = stale.name.split("-")[3]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -146,7 +158,10 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         options = {
             "bind": f"{self.settings.host}:{self.settings.port}",
             "workers": self.settings.web_workers,
-            "worker_class": "sync",
+            # Threads keep more commits in flight per process, so they share WAL syncs
+            # (docs/performance.md); sync workers (1 thread) have the best tail latency.
+            "worker_class": "gthread" if self.settings.web_threads > 1 else "sync",
+            "threads": self.settings.web_threads,
             "timeout": 30,
             "graceful_timeout": 20,
             "keepalive": 2,
@@ -167,14 +182,28 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         return self.app_factory()
 
 
+SHM = Path("/dev/shm")
+
+
 def use_metrics_dir(run_dir: Path) -> None:
-    """Multiprocess metrics need a fresh shared directory, set before prometheus is imported:
-    one inside the instance directory, so it goes when the instance does (at exit, or at the
-    next start after a SIGKILL). A PROMETHEUS_MULTIPROC_DIR set by the operator is theirs."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        metrics_dir = run_dir / "metrics"
-        metrics_dir.mkdir(exist_ok=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    """Multiprocess metrics need a fresh shared directory, set before prometheus is imported.
+
+    In memory (/dev/shm) when there is one: every counter increment writes the process's
+    mmapped file, and on a disk-backed file a write can wait for the kernel's writeback of that
+    page (docs/performance.md). Linked from the instance directory, so it goes when the instance
+    does (at exit, or at the next start after a SIGKILL). A PROMETHEUS_MULTIPROC_DIR set by the
+    operator is theirs.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    link = run_dir / "metrics"
+    if SHM.is_dir() and os.access(SHM, os.W_OK):
+        path = Path(tempfile.mkdtemp(prefix=f"sla-bot-metrics-{os.getpid()}-", dir=SHM))
+        link.symlink_to(path, target_is_directory=True)
+    else:
+        path = link
+        path.mkdir(exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
 def process_gone(pid: int) -> None:

@@ -24,6 +24,7 @@ from sla_bot import metrics
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import webhook_batches, webhook_events
 from sla_bot.intake import store_dead_letter
+from sla_bot.logs import db_error
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,9 @@ def split_pending(engine: Engine, *, now: datetime, limit: int = 50) -> SplitRes
             # One batch the database refuses must not block every batch queued behind it.
             if isinstance(exc, OperationalError):
                 raise  # locked or unreachable: the whole pass retries later
-            log.exception("batch %s could not be stored; kept as a dead letter", batch.id)
+            log.error(
+                "batch %s could not be stored (%s); kept as a dead letter", batch.id, db_error(exc)
+            )
             with write_transaction(engine, background=True) as conn:
                 _claim(conn, batch.id, now, error=str(exc)[:4000], events_total=0)
             store_dead_letter(

@@ -132,7 +132,9 @@ def test_serve_starts_a_killed_worker_again_and_stays_healthy(tmp_path: Path) ->
             env={"DATABASE_URL": env["DATABASE_URL"], "SLA_BOT_PORT": str(service.port)},
         )
         assert health.returncode == 0 and "ready" in health.stdout
-        assert list(tmp_path.glob("sla-bot-run-*/metrics"))  # inside the instance directory
+        (link,) = tmp_path.glob("sla-bot-run-*/metrics")  # in (or linked from) the instance
+        metrics = link.resolve()
+        assert metrics.is_dir()
     finally:
         service.stop()
         engine.dispose()
@@ -142,3 +144,4 @@ def test_serve_starts_a_killed_worker_again_and_stays_healthy(tmp_path: Path) ->
     )
     # Nothing left behind in the temporary directory: no instance, no metrics directory.
     assert not list(tmp_path.glob("sla-bot-*"))
+    assert not metrics.exists()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Engine
 
 from sla_bot.db import migrate
+from sla_bot.db.engine import make_engine
 from sla_bot.db.schema import metadata, webhook_batches, webhook_events
 from sla_bot.intake import store_batch
 from sla_bot.splitter import split_pending
@@ -113,3 +115,40 @@ def test_concurrent_splitters_process_each_batch_once(engine: Engine) -> None:
     assert sum(n for _, n in totals) == 400
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(webhook_events)).scalar_one() == 400
+
+
+def test_migration_0010_backfills_body_hashes_and_keeps_old_replays(db_url: str) -> None:
+    eng = make_engine(db_url)
+    try:
+        migrate.upgrade(eng, "0008")
+        with eng.begin() as conn:
+            for body in (b"[1]", b"[2]", b"[1]"):  # a replay stored before the migration
+                conn.execute(
+                    text(
+                        "INSERT INTO webhook_batches (received_at, source, signature_version, body)"
+                        " VALUES (:at, 'webhooks_api', 'v1', :body)"
+                    ),
+                    {"at": NOW, "body": body},
+                )
+        migrate.upgrade(eng)
+        with eng.connect() as conn:
+            rows = conn.execute(
+                select(webhook_batches.c.body_sha256).order_by(webhook_batches.c.id)
+            ).scalars()
+            assert list(rows) == [
+                hashlib.sha256(b"[1]").hexdigest(),
+                hashlib.sha256(b"[2]").hexdigest(),
+                None,
+            ]
+        migrate.downgrade(eng, "0008")
+        migrate.upgrade(eng)
+    finally:
+        eng.dispose()
+
+
+def test_the_same_body_is_stored_once(engine: Engine) -> None:
+    first = _store(engine, [event(1)])
+    assert _store(engine, [event(1)]) == first
+    assert _store(engine, [event(2)]) != first
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(webhook_batches)).scalar_one() == 2

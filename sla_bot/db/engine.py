@@ -30,6 +30,7 @@ def make_engine(
             url,
             connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
             poolclass=NullPool if parsed.database in (None, "", ":memory:") else None,
+            hide_parameters=True,  # logs never carry CRM values (see sla_bot.logs.db_error)
         )
 
         @event.listens_for(engine, "connect")
@@ -57,8 +58,9 @@ def make_engine(
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         engine.__dict__["_sla_bot_busy_timeout_s"] = busy_timeout_ms / 1000
+        engine.__dict__["_sla_bot_synchronous"] = synchronous
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
 
 
 def immediate(engine: Engine) -> Engine:
@@ -92,10 +94,25 @@ def write_transaction(engine: Engine, *, background: bool = False) -> Iterator[C
     BACKGROUND_MAX_YIELD seconds so the worker is slowed, never starved. The kernel drops the
     locks if a holder dies. PostgreSQL needs none of this.
     """
-    path = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not path or path == ":memory:":
+    if sqlite_file(engine) is None:
         with engine.begin() as conn:
             yield conn
+        return
+    with writer_locks(engine, background=background), immediate(engine).begin() as conn:
+        yield conn
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    return path if path and path != ":memory:" else None
+
+
+@contextmanager
+def writer_locks(engine: Engine, *, background: bool = False) -> Iterator[None]:
+    """The OS file locks `write_transaction` queues on (nothing on PostgreSQL)."""
+    path = sqlite_file(engine)
+    if path is None:
+        yield
         return
     intent = os.open(f"{path}-intent.lock", os.O_RDWR | os.O_CREAT, 0o600)
     writer = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -106,8 +123,7 @@ def write_transaction(engine: Engine, *, background: bool = False) -> Iterator[C
         else:
             fcntl.flock(intent, fcntl.LOCK_SH)
             _lock_within(writer, engine.__dict__.get("_sla_bot_busy_timeout_s", 0.8))
-        with immediate(engine).begin() as conn:
-            yield conn
+        yield
     finally:
         os.close(writer)  # closing releases the locks
         os.close(intent)

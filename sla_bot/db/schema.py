@@ -50,7 +50,11 @@ webhook_batches = Table(
     Column("events_new", Integer, nullable=True),
     Column("events_duplicate", Integer, nullable=True),
     Column("error", Text, nullable=True),
+    # sha256 of `body` (migration 0010): a replayed body stores nothing new. NULL only on rows
+    # whose body repeats an earlier row's from before the migration.
+    Column("body_sha256", String(64), nullable=True),
 )
+Index("ix_webhook_batches_body_sha256", webhook_batches.c.body_sha256, unique=True)
 Index(
     "ix_webhook_batches_pending",
     webhook_batches.c.id,
@@ -99,6 +103,16 @@ Index(
 # Retention deletes a batch once none of its events is left: found (and the foreign key checked)
 # through this index, not a scan of every event per batch (migration 0011).
 Index("ix_webhook_events_batch_id", webhook_events.c.batch_id)
+
+# Signers (the OAuth app, or one private app's portal) seen signing with the timestamped v3
+# (migration 0010): from then on their Webhooks-API requests must carry v3, so a captured
+# request with its v3 headers stripped (v1 has no timestamp) cannot be replayed.
+webhook_signers = Table(
+    "webhook_signers",
+    metadata,
+    Column("signer", String(64), primary_key=True),  # "app" | "portal:<id>"
+    Column("v3_seen_at", UTCDateTime, nullable=False),
+)
 
 dead_letters = Table(
     "dead_letters",

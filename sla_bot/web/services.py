@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from sla_bot.clock import Clock, SystemClock
 from sla_bot.config import Settings
 from sla_bot.db.engine import make_engine
+from sla_bot.signers import V3Signers
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Services:
     engine: Engine
     clock: Clock = field(default_factory=SystemClock)
     rules: Any = None  # sla_bot.rules.holder.RulesHolder once rules are loaded
+    v3_signers: V3Signers = field(default_factory=V3Signers)
 
     @classmethod
     def from_settings(

@@ -118,8 +118,8 @@ def web(env, engine: Engine, clock: FrozenClock, tmp_path: Path) -> Any:
     ).test_client()
 
 
-def _post(web: Any, portal_id: int, secret: str, now: Any, version: str = "v3") -> int:
-    body = batch([event(1, portalId=portal_id)])
+def _post(web: Any, portal_id: int, secret: str, now: Any, version: str = "v3", n: int = 1) -> int:
+    body = batch([event(n, portalId=portal_id)])
     headers = signed_headers(body, now=now, secret=secret, version=version)
     return web.post("/webhooks/hubspot", data=body, headers=headers).status_code
 
@@ -132,7 +132,7 @@ def _stored(engine: Engine) -> int:
 def test_each_portal_is_verified_with_its_own_secret(web, engine, clock) -> None:
     assert _post(web, A, "secret-a", clock.now()) == 200
     assert _post(web, B, "secret-b", clock.now(), version="v1") == 200
-    assert _post(web, A, SECRET, clock.now()) == 200  # the OAuth app's secret signs any portal
+    assert _post(web, A, SECRET, clock.now(), n=2) == 200  # the app's secret signs any portal
     assert _stored(engine) == 3
 
 
@@ -226,3 +226,17 @@ def test_portals_list_and_remove(
     finally:
         registry.close()
     assert main(["portals", "remove", "999"]) == 1
+
+
+def test_a_private_app_sending_only_v1_keeps_working(web, engine, clock) -> None:
+    for n in range(3):
+        assert _post(web, B, "secret-b", clock.now(), version="v1", n=n) == 200
+    assert _stored(engine) == 3
+
+
+def test_a_private_app_seen_with_v3_cannot_be_downgraded(web, engine, clock) -> None:
+    assert _post(web, B, "secret-b", clock.now(), version="v1", n=1) == 200
+    assert _post(web, B, "secret-b", clock.now(), version="v3", n=2) == 200
+    assert _post(web, B, "secret-b", clock.now(), version="v1", n=3) == 401
+    assert _post(web, A, "secret-a", clock.now(), version="v1", n=4) == 200  # another signer
+    assert _stored(engine) == 3

@@ -15,7 +15,7 @@ from alembic import op
 from sla_bot.db.types import UTCDateTime
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
