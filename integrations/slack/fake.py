@@ -12,6 +12,9 @@ and views.open/update. It accepts JSON or form bodies (slack_sdk sends both), re
 `Authorization: Bearer <token>` (else `invalid_auth`), refuses `U…` ids as chat channels
 (`channel_not_found`: DM through conversations.open), and records every call.
 
+Pacing: `limit_channel_rate()` makes chat.postMessage answer 429 + Retry-After, as Slack does,
+when a conversation gets messages faster than about one per second (a short burst allowed).
+
 Faults (each consumes one matching call): `fail_next` (429 + Retry-After, 5xx, or an API error),
 `failure_rate` (random 429/5xx), `delay_next` (process, then hold the answer: a client timeout
 after the message was posted). `apply=True` on 5xx posts the message *before* failing - the
@@ -21,6 +24,7 @@ ambiguous case a deliverer must not double-post on.
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -41,6 +45,7 @@ class Call:
     status: int = 200
     error: str | None = None  # Slack error code when ok is false
     applied: bool = True  # did the call change the workspace
+    at: float = 0.0  # when the call arrived (the fake's clock), e.g. for deadline-to-post lag
 
 
 class FakeSlack(LocalServer):
@@ -72,6 +77,8 @@ class FakeSlack(LocalServer):
             self._faults: list[Fault] = []
             self._delays: list[Fault] = []
             self._random: tuple[float, tuple[int, ...], random.Random, float] | None = None
+            self._pace: tuple[float, int] | None = None
+            self._posted: dict[str, list[float]] = {}  # conversation -> recent accepted posts
 
     # --- test-facing data ----------
 
@@ -178,6 +185,29 @@ class FakeSlack(LocalServer):
         with self._lock:
             self._random = (p, tuple(statuses), random.Random(seed), apply_ratio) if p else None
 
+    def limit_channel_rate(self, interval: float = 1.0, burst: int = 2) -> None:
+        """Enforce Slack's chat.postMessage limit: at most `burst` messages per conversation
+        within `interval` * `burst` seconds; more get 429 with Retry-After (whole seconds)."""
+        with self._lock:
+            self._pace = (interval, burst) if interval > 0 else None
+
+    def _paced(self, args: dict[str, Any]) -> float | None:
+        """Seconds the caller must wait before posting to this conversation, or None (accepted).
+        The caller holds the lock."""
+        if self._pace is None:
+            return None
+        interval, burst = self._pace
+        conv = self.ws.resolve(args.get("channel"), by_name=True)
+        if conv is None:
+            return None  # channel_not_found is answered by the method
+        now, window = self._now(), interval * burst
+        recent = [t for t in self._posted.get(conv.id, []) if now - t < window]
+        if len(recent) >= burst:
+            self._posted[conv.id] = recent
+            return window - (now - recent[0])
+        self._posted[conv.id] = [*recent, now]
+        return None
+
     def delay_next(self, n: int, seconds: float, *, method: str | None = None) -> None:
         """Process the next `n` matching calls, then hold each answer `seconds`."""
         with self._lock:
@@ -205,7 +235,7 @@ class FakeSlack(LocalServer):
         auth = request.headers.get("Authorization", "")
         self._open.wait(timeout=30)
         with self._lock:
-            call = Call(method, args)
+            call = Call(method, args, at=self._now())
             self.calls.append(call)
             handler = getattr(self.ws, method.replace(".", "_"), None)
             if handler is None:
@@ -215,6 +245,10 @@ class FakeSlack(LocalServer):
                 call.error, call.applied = "invalid_auth", False
                 return 200, err("invalid_auth"), {}, 0.0
             fault = self._take_fault(method)
+            if fault is None and method == "chat.postMessage":
+                wait = self._paced(args)
+                if wait is not None:
+                    fault = Fault(1, method, 429, max(1, math.ceil(wait)))
             if fault is not None and not fault.apply:
                 return self._fault_answer(call, fault)
             reply = handler(args)
