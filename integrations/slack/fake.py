@@ -78,7 +78,7 @@ class FakeSlack(LocalServer):
             self._delays: list[Fault] = []
             self._random: tuple[float, tuple[int, ...], random.Random, float] | None = None
             self._pace: tuple[float, int] | None = None
-            self._posted: dict[str, list[float]] = {}  # conversation -> recent accepted posts
+            self._buckets: dict[str, tuple[float, float]] = {}  # conversation -> (tokens, at)
 
     # --- test-facing data ----------
 
@@ -186,8 +186,8 @@ class FakeSlack(LocalServer):
             self._random = (p, tuple(statuses), random.Random(seed), apply_ratio) if p else None
 
     def limit_channel_rate(self, interval: float = 1.0, burst: int = 2) -> None:
-        """Enforce Slack's chat.postMessage limit: at most `burst` messages per conversation
-        within `interval` * `burst` seconds; more get 429 with Retry-After (whole seconds)."""
+        """Enforce Slack's chat.postMessage limit: one message per `interval` per conversation,
+        a burst of `burst` allowed (a token bucket); past it, 429 with Retry-After (whole s)."""
         with self._lock:
             self._pace = (interval, burst) if interval > 0 else None
 
@@ -200,12 +200,13 @@ class FakeSlack(LocalServer):
         conv = self.ws.resolve(args.get("channel"), by_name=True)
         if conv is None:
             return None  # channel_not_found is answered by the method
-        now, window = self._now(), interval * burst
-        recent = [t for t in self._posted.get(conv.id, []) if now - t < window]
-        if len(recent) >= burst:
-            self._posted[conv.id] = recent
-            return window - (now - recent[0])
-        self._posted[conv.id] = [*recent, now]
+        now = self._now()
+        tokens, last = self._buckets.get(conv.id, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - last) / interval)
+        if tokens < 1:
+            self._buckets[conv.id] = (tokens, now)
+            return (1 - tokens) * interval
+        self._buckets[conv.id] = (tokens - 1, now)
         return None
 
     def delay_next(self, n: int, seconds: float, *, method: str | None = None) -> None:

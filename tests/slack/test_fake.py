@@ -101,11 +101,13 @@ def test_channel_rate_limit_answers_429_with_retry_after_per_conversation(
     with pytest.raises(SlackApiError) as caught:
         slack_client.chat_postMessage(channel="#sales-escalations", text="3")  # same, by name
     assert caught.value.response.status_code == 429
-    assert caught.value.response.headers["Retry-After"] == "2"
+    assert caught.value.response.headers["Retry-After"] == "1"
     dm = slack_client.conversations_open(users="U0ALEX0001")["channel"]["id"]
     assert slack_client.chat_postMessage(channel=dm, text="other conversation")["ok"]
-    clock.advance(timedelta(seconds=2))
+    clock.advance(timedelta(seconds=1))  # one more token: one more message, not two
     assert slack_client.chat_postMessage(channel="C0SALES001", text="3")["ok"]
+    with pytest.raises(SlackApiError):
+        slack_client.chat_postMessage(channel="C0SALES001", text="4")
     texts = [m["text"] for m in workspace.messages("C0SALES001")]
     assert texts == ["1", "2", "3"]
     assert [c.at for c in workspace.calls_to("chat.postMessage")][-1] == clock.now().timestamp()
