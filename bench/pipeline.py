@@ -14,6 +14,7 @@ Four parts (`--parts`, all by default); each prints its figures and the ratio ag
            leads due at one instant (one DM each, to 50 reps). decisions/s = leads decided /
            (last decided_at - deadline); deliveries/s = posts / (last post - first post).
            Goal: 2 workers >= 1.6x one. Duplicate outbox keys and duplicate posts are counted.
+           The deadline leaves time to route every lead first (the count is printed).
 - rss:     open leads seeded in bulk with SQL (`--rss-sizes`, 10k and 1M), 100 of them due;
            `sla-bot web` + one `sla-bot worker` run until those are posted (a sweep ran), then
            the resident memory of each process. Goal: RSS(1M) / RSS(10k) <= 1.1.
@@ -198,6 +199,7 @@ def send_webhooks(base_url: str, batch: list[Lead], threads: int = 4) -> float:
 @dataclass
 class Posts:
     lags: dict[str, list[float]]  # policy -> lags (s) of accepted posts
+    by_lead: dict[int, list[float]]  # object id -> lags (s) of its accepted posts
     accepted: int
     rejected_429: int
     duplicates: int
@@ -207,6 +209,7 @@ class Posts:
 
 def posts(fake: FakeSlack, deadlines: dict[int, Lead]) -> Posts:
     lags: dict[str, list[float]] = {}
+    by_lead: dict[int, list[float]] = {}
     seen: Counter[tuple[int, str]] = Counter()
     rejected = first = last = 0
     accepted = 0
@@ -223,10 +226,15 @@ def posts(fake: FakeSlack, deadlines: dict[int, Lead]) -> Posts:
         accepted += 1
         seen[(lead.object_id, str(call.args.get("channel")))] += 1
         lags.setdefault(lead.policy, []).append(call.at - lead.deadline)
+        by_lead.setdefault(lead.object_id, []).append(call.at - lead.deadline)
         first = min(first or call.at, call.at)
         last = max(last, call.at)
     dupes = sum(n - 1 for n in seen.values() if n > 1)
-    return Posts(lags, accepted, rejected, dupes, first, last)
+    return Posts(lags, by_lead, accepted, rejected, dupes, first, last)
+
+
+def lags_of(got: Posts, lead: Lead) -> list[float]:
+    return got.by_lead.get(lead.object_id, [])
 
 
 def wait_posts(fake: FakeSlack, deadlines: dict[int, Lead], want: int, until: float) -> Posts:
@@ -416,6 +424,27 @@ def part_lag(args: argparse.Namespace) -> None:
         "lag stages (all rows): "
         + "; ".join(f"{k} p50 {pct(v, 50):.2f} s p99 {pct(v, 99):.2f} s" for k, v in stages.items())
     )
+    if spread and burst:
+        # Spread posts due while the burst's channel is paced, against the others.
+        start, end = burst_at, burst_at + len(burst)
+        during = [
+            lag
+            for lead in batch
+            if lead.policy != "burst" and start <= lead.deadline <= end
+            for lag in lags_of(got, lead)
+        ]
+        outside = [
+            lag
+            for lead in batch
+            if lead.policy != "burst" and not start <= lead.deadline <= end
+            for lag in lags_of(got, lead)
+        ]
+        if during and outside:
+            print(
+                f"lag spread, deadlines during the burst's {len(burst)} s: p50 "
+                f"{pct(during, 50):.2f} s, p99 {pct(during, 99):.2f} s ({len(during)} posts); "
+                f"outside it: p50 {pct(outside, 50):.2f} s, p99 {pct(outside, 99):.2f} s"
+            )
     if burst:
         # The n-th post of a burst in one channel can not go out before n-1 s (Slack's pacing).
         extra = [lag - n for n, lag in enumerate(burst)]
@@ -456,7 +485,8 @@ def part_scaling(args: argparse.Namespace) -> None:
             try:
                 with processes(env, workdir, serve=False, workers=workers) as url:
                     n = args.scale_leads
-                    due = time.time() + (args.lead_in or 15 + n / 40)
+                    # Enough time to take in and route every lead before they fall due.
+                    due = time.time() + (args.lead_in or 30 + n / 15)
                     batch = [Lead(i + 1, due, "dm", i % REPS) for i in range(n)]
                     took = send_webhooks(url, batch)
                     engine = make_engine(db_url)
@@ -631,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spread", type=float, help="seconds (default 600; quick 60)")
     parser.add_argument("--burst", type=int, help="leads due at once in one channel (100; 20)")
     parser.add_argument("--lead-in", type=float, help="seconds from posting to first deadline")
-    parser.add_argument("--scale-leads", type=int, help="leads due at once (2000; quick 300)")
+    parser.add_argument("--scale-leads", type=int, help="leads due at once (1000; quick 300)")
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--rss-sizes", help="open leads (10000,1000000; quick 10000,100000)")
     parser.add_argument("--budget-contacts", type=int, help="backfill (10000; quick 1000)")
@@ -641,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     args.leads = args.leads or (200 if q else 2000)
     args.spread = args.spread or (60.0 if q else 600.0)
     args.burst = args.burst if args.burst is not None else (20 if q else 100)
-    args.scale_leads = args.scale_leads or (300 if q else 2000)
+    args.scale_leads = args.scale_leads or (300 if q else 1000)
     args.workers = [int(w) for w in args.workers.split(",")]
     sizes = args.rss_sizes or ("10000,100000" if q else "10000,1000000")
     args.rss_sizes = [int(s) for s in sizes.split(",")]
