@@ -23,7 +23,7 @@ Four parts (`--parts`, all by default); each prints its figures and the ratio ag
            the fake HubSpot enforcing the budget: most requests in any 10-s window per portal,
            and 429s. Goal: never over budget, 0 429s.
 
-    python -m bench.pipeline                 # real sizes (~25 min)
+    python -m bench.pipeline                 # real sizes (~45 min on 2 shared cores)
     python -m bench.pipeline --quick         # small sizes (~5 min)
     python -m bench.pipeline --parts lag --leads 500 --spread 120
 
