@@ -18,6 +18,9 @@ File uploads are files_upload_v2's three steps as Slack has them: files.getUploa
 there (no token; a URL is good for one upload), and files.completeUploadExternal shares the
 files in a channel (by id) or thread, as a message carrying them; `uploaded()` returns them.
 
+Pacing: `limit_channel_rate()` makes chat.postMessage answer 429 + Retry-After, as Slack does,
+when a conversation gets messages faster than about one per second (a short burst allowed).
+
 Faults (each consumes one matching call): `fail_next` (429 + Retry-After, 5xx, or an API error),
 `failure_rate` (random 429/5xx), `delay_next` (process, then hold the answer: a client timeout
 after the message was posted), `hang_rate` (the same at random: a share of calls hang).
@@ -28,6 +31,7 @@ double-post on.
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -49,6 +53,7 @@ class Call:
     error: str | None = None  # Slack error code when ok is false
     applied: bool = True  # did the call change the workspace
     held: float = 0.0  # seconds the answer was held back (delay_next, hang_rate)
+    at: float = 0.0  # when the call arrived (the fake's clock), e.g. for deadline-to-post lag
 
 
 class FakeSlack(LocalServer):
@@ -81,6 +86,8 @@ class FakeSlack(LocalServer):
             self._delays: list[Fault] = []
             self._random: tuple[float, tuple[int, ...], random.Random, float] | None = None
             self._hangs: tuple[float, float, random.Random] | None = None
+            self._pace: tuple[float, int] | None = None
+            self._buckets: dict[str, tuple[float, float]] = {}  # conversation -> (tokens, at)
 
     # --- test-facing data ----------
 
@@ -228,6 +235,30 @@ class FakeSlack(LocalServer):
         with self._lock:
             self._hangs = (p, seconds, random.Random(seed)) if p else None
 
+    def limit_channel_rate(self, interval: float = 1.0, burst: int = 2) -> None:
+        """Enforce Slack's chat.postMessage limit: one message per `interval` per conversation,
+        a burst of `burst` allowed (a token bucket); past it, 429 with Retry-After (whole s)."""
+        with self._lock:
+            self._pace = (interval, burst) if interval > 0 else None
+
+    def _paced(self, args: dict[str, Any]) -> float | None:
+        """Seconds the caller must wait before posting to this conversation, or None (accepted).
+        The caller holds the lock."""
+        if self._pace is None:
+            return None
+        interval, burst = self._pace
+        conv = self.ws.resolve(args.get("channel"), by_name=True)
+        if conv is None:
+            return None  # channel_not_found is answered by the method
+        now = self._now()
+        tokens, last = self._buckets.get(conv.id, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - last) / interval)
+        if tokens < 1:
+            self._buckets[conv.id] = (tokens, now)
+            return (1 - tokens) * interval
+        self._buckets[conv.id] = (tokens - 1, now)
+        return None
+
     def delay_next(self, n: int, seconds: float, *, method: str | None = None) -> None:
         """Process the next `n` matching calls, then hold each answer `seconds`."""
         with self._lock:
@@ -262,6 +293,7 @@ class FakeSlack(LocalServer):
         with self._lock:
             self.ws.upload_base = self.base_url  # upload URLs point back at this server
             call = Call(method, args)
+            call = Call(method, args, at=self._now())
             self.calls.append(call)
             handler = getattr(self.ws, method.replace(".", "_"), None)
             if handler is None:
@@ -271,6 +303,10 @@ class FakeSlack(LocalServer):
                 call.error, call.applied = "invalid_auth", False
                 return 200, err("invalid_auth"), {}, 0.0
             fault = self._take_fault(method)
+            if fault is None and method == "chat.postMessage":
+                wait = self._paced(args)
+                if wait is not None:
+                    fault = Fault(1, method, 429, max(1, math.ceil(wait)))
             if fault is not None and not fault.apply:
                 return self._fault_answer(call, fault)
             reply = handler(args)

@@ -8,6 +8,7 @@ from slack_sdk.errors import SlackApiError
 
 from integrations.slack.client import make_client
 from integrations.slack.fake import FakeSlack
+from sla_bot.clock import FrozenClock
 from tests.fixtures_slack import Waits
 
 
@@ -87,3 +88,26 @@ def test_delay_makes_the_client_time_out_after_the_post_landed(
     with pytest.raises(TimeoutError):
         client.chat_postMessage(channel="C0SALES001", text="a")
     assert len(workspace.messages("C0SALES001")) == 1
+
+
+def test_channel_rate_limit_answers_429_with_retry_after_per_conversation(
+    workspace: FakeSlack, slack_client: WebClient, clock: FrozenClock
+) -> None:
+    from datetime import timedelta
+
+    workspace.limit_channel_rate(interval=1.0, burst=2)
+    assert slack_client.chat_postMessage(channel="C0SALES001", text="1")["ok"]
+    assert slack_client.chat_postMessage(channel="C0SALES001", text="2")["ok"]
+    with pytest.raises(SlackApiError) as caught:
+        slack_client.chat_postMessage(channel="#sales-escalations", text="3")  # same, by name
+    assert caught.value.response.status_code == 429
+    assert caught.value.response.headers["Retry-After"] == "1"
+    dm = slack_client.conversations_open(users="U0ALEX0001")["channel"]["id"]
+    assert slack_client.chat_postMessage(channel=dm, text="other conversation")["ok"]
+    clock.advance(timedelta(seconds=1))  # one more token: one more message, not two
+    assert slack_client.chat_postMessage(channel="C0SALES001", text="3")["ok"]
+    with pytest.raises(SlackApiError):
+        slack_client.chat_postMessage(channel="C0SALES001", text="4")
+    texts = [m["text"] for m in workspace.messages("C0SALES001")]
+    assert texts == ["1", "2", "3"]
+    assert [c.at for c in workspace.calls_to("chat.postMessage")][-1] == clock.now().timestamp()
