@@ -84,6 +84,17 @@ class DeliveryError(Exception):
         self.result = dict(result) if result else None  # partial progress to keep
 
 
+class Deferred(Exception):
+    """Not attempted: the remote has no room for this row soon (e.g. a Slack channel's posting
+    slots are taken for the next seconds). The row waits `delay` seconds without counting an
+    attempt, and the thread is free for rows that can go now (no head-of-line blocking)."""
+
+    def __init__(self, delay: float, *, result: Mapping[str, Any] | None = None) -> None:
+        super().__init__(f"deferred {delay:.1f}s")
+        self.delay = max(0.0, delay)
+        self.result = dict(result) if result else None  # e.g. the slot reserved for it
+
+
 class Deliverer(Protocol):
     """Delivers one channel's rows ("slack", "hubspot", ...)."""
 
@@ -309,12 +320,13 @@ def deliver_parallel(
 def _deliver_one(
     deliverer: Deliverer, item: OutboxItem, clock: Callable[[], datetime] | None, now: datetime
 ) -> str:
-    """Deliver one claimed row and record the outcome: "sent", "failed" (for good), "retry", or
-    "lost" (another worker holds the row now: nothing recorded, nothing counted)."""
+    """Deliver one claimed row and record the outcome: "sent", "failed" (for good), "retry",
+    "deferred" (not attempted, due again later), or "lost" (another worker holds the row now:
+    nothing recorded, nothing counted)."""
     try:
         try:
             result = deliverer.deliver(item)
-        except (DeliveryError, LeaseLost):
+        except (DeliveryError, LeaseLost, Deferred):
             raise
         except Exception as unexpected:  # a deliverer bug must not wedge the row or its chunk
             log.exception("outbox %s (%s): unexpected error in delivery", item.id, item.kind)
@@ -322,6 +334,18 @@ def _deliver_one(
     except LeaseLost:
         log.warning("outbox %s (%s): lease lost before sending; not sent here", item.id, item.kind)
         return "lost"
+    except Deferred as later:
+        at = clock() if clock is not None else now
+        # Give the claim's attempt back: the claim after this one takes the same token again,
+        # which is safe because this claim ends here (its lease cannot be renewed any more).
+        keep = later.result if later.result is not None else item.result
+        done = _finish(
+            item,
+            attempts=outbox.c.attempts - 1,
+            next_attempt_at=at + timedelta(seconds=later.delay),
+            result=json.dumps(keep) if keep else None,
+        )
+        return "deferred" if done else "lost"
     except DeliveryError as exc:
         at = clock() if clock is not None else now
         progress = exc.result or item.result

@@ -44,12 +44,12 @@ from integrations.slack.digest_messages import KINDS as DIGEST_KINDS
 from integrations.slack.errors import ambiguous, classify, error_code
 from integrations.slack.messages import plain_text, render, state_after
 from integrations.slack.ops import OpsReporter
-from integrations.slack.pacing import ChannelPacer, SharedChannelPacer
+from integrations.slack.pacing import MAX_WAIT, ChannelPacer, SharedChannelPacer
 from integrations.slack.users import Directory
 from sla_bot.clock import Clock
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import slack_threads
-from sla_bot.outbox import DeliveryError, OutboxItem, record_progress
+from sla_bot.outbox import Deferred, DeliveryError, OutboxItem, record_progress
 
 log = logging.getLogger(__name__)
 EVENT_TYPE = "sla_bot_message"
@@ -218,11 +218,25 @@ class SlackDeliverer:
             "channel": channel_id,
             "thread_ts": thread_ts,
         }
+        self._pace(item, channel_id or target, previous=item.result)
         record_progress(self.engine, item, progress)  # fenced: raises LeaseLost if taken over
         try:
             return self._send(item, target, note, progress, root, now)
         except (SlackApiError, OSError, HTTPException) as exc:
             raise classify(exc, progress) from exc  # keeps `posting`: the next try searches
+
+    def _pace(self, item: OutboxItem, conversation: str, previous: Any) -> None:
+        """Wait for a posting slot of the conversation. A slot further than MAX_WAIT away (a
+        burst to one channel) is kept on the row, which goes back to the outbox until then:
+        its thread posts elsewhere meanwhile, and the row keeps its place in the queue."""
+        slot = (previous or {}).get("slot")
+        if not isinstance(slot, (int, float)) or (previous or {}).get("slot_for") != conversation:
+            slot = self.pacer.reserve(conversation)
+        wait = slot - self.pacer.now()
+        if wait > MAX_WAIT:
+            kept = {**(previous or {}), "slot": slot, "slot_for": conversation}
+            raise Deferred(wait - MAX_WAIT / 2, result=kept)
+        self.pacer.sleep_until(slot)
 
     def _send(
         self,
@@ -250,7 +264,8 @@ class SlackDeliverer:
         if thread_ts:
             kwargs.update(thread_ts=thread_ts, reply_broadcast=item.kind in BROADCAST_KINDS)
         for attempt in range(2):
-            self.pacer.wait(channel_id or target)
+            if attempt:  # the first post has its slot already (_pace)
+                self.pacer.wait(channel_id or target)
             item.fence()  # the pacing wait may have outlived the lease: post only if it holds
             try:
                 response = self.client.chat_postMessage(**kwargs)

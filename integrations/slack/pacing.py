@@ -22,6 +22,8 @@ from sqlalchemy.engine import Engine
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import slack_pacing
 
+MAX_WAIT = 2.0  # a reserved slot further away than this: the row waits in the outbox, not a thread
+
 
 class ChannelPacer:
     def __init__(
@@ -37,8 +39,11 @@ class ChannelPacer:
         self._lock = threading.Lock()
         self.slots: list[tuple[str, float]] = []  # (channel, time granted): for tests and metrics
 
-    def wait(self, channel: str) -> float:
-        """Block until `channel` may get its next message; return the seconds waited."""
+    def now(self) -> float:
+        return self._monotonic()
+
+    def reserve(self, channel: str) -> float:
+        """Take `channel`'s next slot and return when it is (this pacer's clock)."""
         with self._lock:
             now = self._monotonic()
             slot = max(now, self._next.get(channel, now))
@@ -48,10 +53,17 @@ class ChannelPacer:
                 del self.slots[:5_000]
             if len(self._next) > 10_000:  # forget channels idle for a while
                 self._next = {c: t for c, t in self._next.items() if t > now}
-        waited = slot - now
+        return slot
+
+    def sleep_until(self, slot: float) -> float:
+        waited = slot - self._monotonic()
         if waited > 0:
             self._sleep(waited)
         return waited
+
+    def wait(self, channel: str) -> float:
+        """Block until `channel` may get its next message; return the seconds waited."""
+        return self.sleep_until(self.reserve(channel))
 
 
 class SharedChannelPacer:
@@ -91,10 +103,19 @@ class SharedChannelPacer:
                 del self.slots[:5_000]
         return slot
 
-    def wait(self, channel: str) -> float:
-        """Block until `channel` may get its next message; return the seconds waited."""
-        now = self._time()
-        waited = self.take(channel, now) - now
+    def now(self) -> float:
+        return self._time()
+
+    def reserve(self, channel: str) -> float:
+        """Take `channel`'s next slot and return when it is (wall-clock epoch seconds)."""
+        return self.take(channel, self._time())
+
+    def sleep_until(self, slot: float) -> float:
+        waited = slot - self._time()
         if waited > 0:
             self._sleep(waited)
         return waited
+
+    def wait(self, channel: str) -> float:
+        """Block until `channel` may get its next message; return the seconds waited."""
+        return self.sleep_until(self.reserve(channel))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 
 import pytest
 from slack_sdk import WebClient
@@ -73,7 +74,8 @@ def test_parallel_delivery_paces_the_channel_but_not_the_dms(
     clock: FrozenClock,
     slack_waits: Waits,
 ) -> None:
-    pacer = ChannelPacer(monotonic=slack_waits.monotonic, sleep=slack_waits.sleep)
+    # Time moves only between runs (a sleeping thread does not move it for the others).
+    pacer = ChannelPacer(monotonic=slack_waits.monotonic, sleep=lambda seconds: None)
     deliverer = SlackDeliverer(slack_client, engine, clock=clock, pacer=pacer)
     reps = ["alex@example.com", "casey@example.com", "sam@example.com", "admin@example.com"]
     for n in range(6):
@@ -89,10 +91,25 @@ def test_parallel_delivery_paces_the_channel_but_not_the_dms(
                 f"d{n}",
                 recipient={"role": "owner", "email": reps[n], "name": reps[n]},
             )
-    assert deliver_parallel(engine, deliverer, now=clock.now(), workers=4, batch=2) == (10, 0)
+    sent = deliver_parallel(engine, deliverer, now=clock.now(), workers=4, batch=2)[0]
+    first = {r["idempotency_key"]: r["status"] for r in rows(engine)}
+    # The DMs did not wait behind the channel: all went in the first run, with the channel's
+    # first slots; the rest of the channel waits in the outbox (deferred), not in a thread.
+    assert all(first[f"d{n}"] == "sent" for n in range(4))
+    assert 1 <= sum(first[f"c{n}"] == "sent" for n in range(6)) < 6
+    for _ in range(30):
+        if sent == 10:
+            break
+        clock.advance(timedelta(seconds=1))
+        slack_waits.sleep(1.0)
+        sent += deliver_parallel(engine, deliverer, now=clock.now(), workers=4, batch=2)[0]
+    assert sent == 10
     channel = sorted(t for c, t in pacer.slots if c == "C0SALES001")
-    assert len(channel) == 6
+    assert len(channel) == 6  # one slot per message: a deferred row keeps the slot it reserved
     assert all(b - a >= 1.0 for a, b in zip(channel, channel[1:], strict=False))
     dms = [c for c, _ in pacer.slots if c.startswith("D")]
     assert len(set(dms)) == 4  # one slot each: no DM waited behind another
     assert all(r["status"] == "sent" for r in rows(engine))
+    assert all(r["attempts"] == 1 for r in rows(engine))  # waiting for a slot is no attempt
+    posts = [c for c in workspace.calls_to("chat.postMessage") if c.error is None]
+    assert len(posts) == 10
