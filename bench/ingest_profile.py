@@ -43,8 +43,8 @@ def _run(args: argparse.Namespace) -> None:
 
     from sla_bot.clock import SystemClock
     from sla_bot.db import migrate
+    from sla_bot.services import Services
     from sla_bot.web.app import create_app
-    from sla_bot.web.services import Services
     from tests.conftest import make_settings
     from tests.signing import event, signed_headers
 

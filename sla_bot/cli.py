@@ -43,7 +43,7 @@ def start_logging(settings: Any, *, notes: bool = True) -> None:
 def build_services(
     settings: Any, *, require_schema: bool = True, worker: bool = False, clock: Any = None
 ) -> Any:
-    from sla_bot.web.services import Services
+    from sla_bot.services import Services
 
     if require_schema:
         require_database(settings)
@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         rules_sub = rules_cli.register(sub)
         __import__("sla_bot.backtest.cli", fromlist=["register"]).register(rules_sub)
-    __import__("sla_bot.engine.cli", fromlist=["register"]).register(sub)
+    __import__("sla_bot.lead_show", fromlist=["register"]).register(sub)
     __import__("sla_bot.portals.cli", fromlist=["register"]).register(sub)
     __import__("sla_bot.leadqueue.cli", fromlist=["register"]).register(sub)
     __import__("sla_bot.reports.cli", fromlist=["register"]).register(sub)

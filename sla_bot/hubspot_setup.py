@@ -38,8 +38,8 @@ def setup(services: Any, *, portal: int | None = None) -> int:
     from integrations.hubspot.errors import HubSpotError
     from integrations.hubspot.properties import SCOPE, SetupError, ensure_properties
     from sla_bot.db.engine import write_transaction
-    from sla_bot.engine.jobs import hubspot_clients
     from sla_bot.engine.outcome_store import mark_writeback
+    from sla_bot.worker_jobs import hubspot_clients
 
     clients = hubspot_clients(services)
     if clients is None:

@@ -38,12 +38,12 @@ from integrations.hubspot.writeback import HubSpotWriter
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.locks import try_lock
 from sla_bot.db.schema import sync_state, webhook_events
-from sla_bot.engine.fetch import BASE_PROPERTIES
+from sla_bot.fetching import BASE_PROPERTIES
 from sla_bot.intake import store_batch
 from sla_bot.metrics_store import Counted
 from sla_bot.outbox import deliver_parallel
 from sla_bot.portals.registry import PortalClients
-from sla_bot.web.services import Services
+from sla_bot.services import Services
 
 log = logging.getLogger(__name__)
 

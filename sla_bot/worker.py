@@ -17,8 +17,8 @@ from sla_bot import metrics, metrics_store, retention
 from sla_bot.db.engine import checkpoint
 from sla_bot.heartbeat import Heartbeat, wall_now
 from sla_bot.reconcile import hubspot_jobs
+from sla_bot.services import Services
 from sla_bot.splitter import split_pending
-from sla_bot.web.services import Services
 
 log = logging.getLogger(__name__)
 METRICS_INTERVAL = 5.0  # heartbeat and buffered counters; alerts allow several missed beats
@@ -68,7 +68,7 @@ def plan_digests(services: Services) -> None:
 
 def slack_deliverer(services: Services) -> Any:
     """Who delivers "slack" outbox rows: the console notifier until Slack is configured."""
-    from sla_bot.engine.log_deliverer import LogDeliverer
+    from sla_bot.log_deliverer import LogDeliverer
 
     settings = services.settings
     if settings.slack_bot_token is None:
@@ -96,8 +96,8 @@ def jobs(
     One set of per-portal HubSpot clients serves the engine's fetches, the write-back and
     reconciliation; each portal's budget is shared with every other worker through the database.
     """
-    from sla_bot.engine.fetch import referenced_properties
-    from sla_bot.engine.jobs import engine_jobs, hubspot_clients
+    from sla_bot.fetching import referenced_properties
+    from sla_bot.worker_jobs import engine_jobs, hubspot_clients
 
     interval = services.settings.worker_interval_seconds
     client = hubspot_clients(services)

@@ -22,8 +22,8 @@ from sla_bot.clock import FrozenClock
 from sla_bot.config import Settings, load_settings
 from sla_bot.db import migrate
 from sla_bot.db.engine import make_engine
+from sla_bot.services import Services
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from tests.signing import SECRET
 
 pytest_plugins = [

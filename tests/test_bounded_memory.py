@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from integrations.slack.ops import OpsReporter
 from sla_bot.clock import FrozenClock
-from sla_bot.engine.log_deliverer import LogDeliverer
+from sla_bot.log_deliverer import LogDeliverer
 from sla_bot.outbox import OutboxItem
 from tests.conftest import T0
 

@@ -20,9 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sla_bot.clock import FrozenClock
 from sla_bot.db.schema import dead_letters, webhook_batches, webhook_events
 from sla_bot.logs import configure, db_error
+from sla_bot.services import Services
 from sla_bot.splitter import split_pending
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from tests.conftest import make_settings
 from tests.signing import batch, event, signed_headers
 

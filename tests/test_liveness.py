@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from sla_bot.db.engine import make_engine
 from sla_bot.db.schema import worker_heartbeats
 from sla_bot.heartbeat import Heartbeat, wall_now
+from sla_bot.services import Services
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from tests.conftest import make_settings
 from tests.service_process import ServiceProcess, free_port, wait_for
 from tests.test_cli import run

@@ -18,8 +18,8 @@ from sla_bot.cli import main
 from sla_bot.db import migrate
 from sla_bot.db.engine import make_engine
 from sla_bot.db.schema import webhook_batches
+from sla_bot.services import Services
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from tests.conftest import make_settings
 from tests.signing import SECRET
 

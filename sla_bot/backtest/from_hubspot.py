@@ -26,7 +26,7 @@ from sla_bot.backtest.history import EventBatch, History, Input
 from sla_bot.backtest.load import Period
 from sla_bot.clock import to_epoch_ms
 from sla_bot.engine.events import Event
-from sla_bot.engine.fetch import referenced_properties
+from sla_bot.fetching import referenced_properties
 from sla_bot.rules import RuleSet
 from sla_bot.rules.select import instant_of, number_of
 

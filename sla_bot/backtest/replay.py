@@ -40,10 +40,10 @@ from sla_bot.engine.apply import apply_events, close_merged
 from sla_bot.engine.decide import decide
 from sla_bot.engine.effects import Decision, OutboxRow, PendingRow
 from sla_bot.engine.events import FINAL, new_lead
-from sla_bot.engine.fetch import apply_fetched
 from sla_bot.engine.leads import Lead
 from sla_bot.engine.pinning import pinned
 from sla_bot.engine.sweep import RETRY_BROKEN
+from sla_bot.fetching import apply_fetched
 from sla_bot.rules import LoadedRules
 
 Entries = list[tuple[str, dict[str, Any]]]

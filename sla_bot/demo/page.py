@@ -236,7 +236,7 @@ def _channel_actor(world: World) -> str:
 
 
 def lead_rows(ctx: DemoContext) -> list[dict[str, Any]]:
-    from sla_bot.engine.cli import describe
+    from sla_bot.lead_show import describe
 
     now = ctx.clock.now()
     contacts = ctx.hubspot.contacts

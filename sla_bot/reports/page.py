@@ -24,14 +24,14 @@ from markupsafe import Markup
 
 from sla_bot.engine import audit, outcome_store
 from sla_bot.engine import leads as repo
-from sla_bot.engine.cli import describe
 from sla_bot.engine.notifications import contact_name, contact_url
+from sla_bot.lead_show import describe
 from sla_bot.leadqueue import html as queue_html
 from sla_bot.leadqueue.query import QueueFilter, open_leads
 from sla_bot.reports import access, aggregate, charts, formats, run
 from sla_bot.reports.facts import GROUPINGS, Filters, utc
 from sla_bot.rules.errors import RulesInvalid
-from sla_bot.web.services import Services
+from sla_bot.services import Services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__, template_folder="templates")

@@ -11,9 +11,9 @@ from integrations.slack import interactivity as slack_interactivity
 from sla_bot import heartbeat, metrics
 from sla_bot.config import Settings, load_settings
 from sla_bot.reports import page as reports_page
+from sla_bot.services import Services
 from sla_bot.web import hubspot_oauth, hubspot_webhook, ops
 from sla_bot.web.errors import json_error
-from sla_bot.web.services import Services
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:

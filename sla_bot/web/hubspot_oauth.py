@@ -26,7 +26,7 @@ from integrations.hubspot.errors import HubSpotError
 from sla_bot import metrics
 from sla_bot.portals import store
 from sla_bot.portals.apps import oauth_app, secret_box
-from sla_bot.web.services import Services
+from sla_bot.services import Services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hubspot_oauth", __name__)

@@ -23,9 +23,9 @@ from sla_bot.config import ConfigError
 from sla_bot.intake import store_batch, store_dead_letter
 from sla_bot.logs import db_error
 from sla_bot.portals.config import webhook_secrets
+from sla_bot.services import Services
 from sla_bot.signers import is_webhooks_api_array, signer_key
 from sla_bot.web.errors import json_error
-from sla_bot.web.services import Services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hubspot_webhook", __name__)

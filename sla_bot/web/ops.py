@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from sla_bot import heartbeat, metrics
 from sla_bot.db import migrate
-from sla_bot.web.services import Services
+from sla_bot.services import Services
 
 bp = Blueprint("ops", __name__)
 

@@ -30,7 +30,7 @@ from sla_bot.clock import FrozenClock
 from sla_bot.db.engine import make_engine
 from sla_bot.db.schema import lead_events, leads, outbox
 from sla_bot.engine import leads as repo
-from sla_bot.engine.fetch import Fetcher
+from sla_bot.fetching import Fetcher
 from tests.backtest.world import START, run_worker, scripts
 from tests.engine.harness import load_rules
 

@@ -25,8 +25,8 @@ from sla_bot.db.schema import leads, outbox
 from sla_bot.engine import actions
 from sla_bot.engine.actions import ActionRefused, LeadRef
 from sla_bot.engine.apply import apply_pending
-from sla_bot.engine.fetch import Fetcher
 from sla_bot.engine.sweep import sweep_due
+from sla_bot.fetching import Fetcher
 from sla_bot.outbox import deliver_due
 from sla_bot.splitter import split_pending
 from tests.engine.harness import PORTAL, Harness

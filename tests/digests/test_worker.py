@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sla_bot.clock import FrozenClock
 from sla_bot.config import Settings
 from sla_bot.rules import RulesHolder
-from sla_bot.web.services import Services
+from sla_bot.services import Services
 from sla_bot.worker import jobs
 from tests.digests.conftest import RULES
 from tests.outcomes.history import ny

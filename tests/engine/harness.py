@@ -14,9 +14,9 @@ from sla_bot.clock import FrozenClock, to_epoch_ms
 from sla_bot.db.schema import outbox
 from sla_bot.engine import leads as repo
 from sla_bot.engine.apply import apply_pending
-from sla_bot.engine.fetch import Fetcher
 from sla_bot.engine.leads import Lead
 from sla_bot.engine.sweep import sweep_due
+from sla_bot.fetching import Fetcher
 from sla_bot.intake import store_batch
 from sla_bot.outbox import OutboxItem, deliver_due
 from sla_bot.rules import LoadedRules, RulesHolder

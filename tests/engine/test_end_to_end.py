@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from integrations.hubspot.client import HubSpotClient
 from integrations.hubspot.fake import FakeHubSpot
 from sla_bot.clock import FrozenClock
-from sla_bot.engine.fetch import Fetcher
+from sla_bot.fetching import Fetcher
 from tests.conftest import T0
 from tests.engine.harness import Harness, ev, prop
 

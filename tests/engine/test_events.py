@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from integrations.hubspot.fake import FakeHubSpot
 from sla_bot.clock import FrozenClock, to_epoch_ms
 from sla_bot.db.schema import webhook_events
-from sla_bot.engine.fetch import Fetcher
+from sla_bot.fetching import Fetcher
 from tests.conftest import T0
 from tests.engine.harness import PORTAL, Harness, ev, prop
 

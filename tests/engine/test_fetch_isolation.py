@@ -14,7 +14,7 @@ from sla_bot.clock import FrozenClock
 from sla_bot.db.schema import leads
 from sla_bot.engine import audit
 from sla_bot.engine.apply import apply_pending
-from sla_bot.engine.fetch import Fetcher
+from sla_bot.fetching import Fetcher
 from sla_bot.splitter import split_pending
 from tests.conftest import T0
 from tests.engine.harness import Harness, ev, prop

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from sla_bot.engine.log_deliverer import LogDeliverer, render
+from sla_bot.log_deliverer import LogDeliverer, render
 from sla_bot.logs import JsonFormatter
 from sla_bot.outbox import OutboxItem
 

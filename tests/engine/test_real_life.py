@@ -18,7 +18,7 @@ from sla_bot.clock import FrozenClock
 from sla_bot.engine import actions
 from sla_bot.engine.actions import LeadRef
 from sla_bot.engine.audit import history
-from sla_bot.engine.cli import describe
+from sla_bot.lead_show import describe
 from sla_bot.rules import RulesHolder
 from tests.conftest import T0
 from tests.engine.harness import RULES, Harness, load_rules, prop

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from integrations.hubspot.fake import FakeHubSpot
 from sla_bot.clock import FrozenClock
 from sla_bot.rules import RulesHolder
-from sla_bot.web.services import Services
+from sla_bot.services import Services
 from sla_bot.worker import jobs
 from tests.conftest import T0, make_settings
 from tests.engine.harness import RULES, Harness, ev

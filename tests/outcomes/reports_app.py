@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 from sla_bot.clock import FrozenClock
 from sla_bot.reports import access
 from sla_bot.rules import RulesHolder
+from sla_bot.services import Services
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from tests.conftest import make_settings
 from tests.outcomes.history import END, RULES, ny
 

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 from integrations.hubspot.fake import FakeHubSpot
 from sla_bot.clock import FrozenClock
 from sla_bot.db.schema import hubspot_portals
+from sla_bot.services import Services
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from tests.conftest import make_settings
 from tests.portals.util import (
     APP_ID,

@@ -19,8 +19,8 @@ from sla_bot.config import ConfigError
 from sla_bot.db.schema import webhook_batches
 from sla_bot.portals.config import configured_portals, webhook_secrets
 from sla_bot.portals.registry import PortalClients
+from sla_bot.services import Services
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from tests.conftest import make_settings
 from tests.signing import SECRET, batch, event, signed_headers
 

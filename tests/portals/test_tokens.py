@@ -17,8 +17,8 @@ from sla_bot.db.schema import hubspot_portals
 from sla_bot.portals.apps import secret_box
 from sla_bot.portals.registry import PortalClients
 from sla_bot.portals.status import check_startup
+from sla_bot.services import Services
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from tests.conftest import make_settings
 from tests.portals.util import KEY, OTHER_KEY, install, oauth_env
 

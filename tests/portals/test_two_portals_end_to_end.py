@@ -13,14 +13,14 @@ from integrations.hubspot.fake import FakeHubSpot
 from sla_bot.clock import FrozenClock, to_epoch_ms
 from sla_bot.engine import leads as repo
 from sla_bot.engine.apply import apply_pending
-from sla_bot.engine.fetch import Fetcher
 from sla_bot.engine.sweep import sweep_due
+from sla_bot.fetching import Fetcher
 from sla_bot.portals.registry import PortalClients
 from sla_bot.reconcile import HubSpotJobs
 from sla_bot.rules.holder import RulesHolder
+from sla_bot.services import Services
 from sla_bot.splitter import split_pending
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from tests.conftest import T0, make_settings
 from tests.portals.util import install, oauth_env
 from tests.signing import signed_headers

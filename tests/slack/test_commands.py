@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 from integrations.slack.fake import FakeSlack
 from integrations.slack.messages import ACK, LOG_TOUCH, SNOOZE
 from sla_bot.clock import FrozenClock
+from sla_bot.services import Services
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from tests.conftest import T0, make_settings
 from tests.fixtures_slack import SLACK_TEST_TOKEN
 from tests.slack.interact import SIGNING_SECRET

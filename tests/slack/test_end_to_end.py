@@ -14,11 +14,11 @@ from integrations.hubspot.writeback import HubSpotWriter
 from integrations.slack.fake import FakeSlack
 from integrations.slack.messages import LOG_TOUCH
 from sla_bot.clock import FrozenClock
-from sla_bot.engine.fetch import Fetcher
+from sla_bot.fetching import Fetcher
 from sla_bot.outbox import deliver_due
 from sla_bot.rules import RulesHolder
+from sla_bot.services import Services
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from sla_bot.worker import slack_deliverer
 from tests.conftest import T0, make_settings
 from tests.engine.harness import PORTAL, RULES, Harness, ev

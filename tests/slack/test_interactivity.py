@@ -21,8 +21,8 @@ from integrations.slack.messages import ACK, LOG_TOUCH, REASSIGN, SNOOZE
 from sla_bot.clock import FrozenClock
 from sla_bot.db.schema import outbox, slack_threads
 from sla_bot.outbox import deliver_due
+from sla_bot.services import Services
 from sla_bot.web.app import create_app
-from sla_bot.web.services import Services
 from tests.conftest import make_settings
 from tests.slack.helpers import RULES, payload
 from tests.slack.interact import (

@@ -24,11 +24,11 @@ from integrations.slack.pacing import ChannelPacer
 from sla_bot.clock import FrozenClock
 from sla_bot.db.schema import outbox, slack_batch_items
 from sla_bot.engine.batched import batch_lines
-from sla_bot.engine.jobs import engine_jobs
 from sla_bot.intake import store_batch
 from sla_bot.rules import RulesHolder
-from sla_bot.web.services import Services
+from sla_bot.services import Services
 from sla_bot.worker import split_once
+from sla_bot.worker_jobs import engine_jobs
 from tests.conftest import T0, make_settings
 from tests.engine.harness import RULES
 from tests.engine.test_events import _sync

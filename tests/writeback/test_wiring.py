@@ -12,7 +12,7 @@ from integrations.hubspot.fake import FakeHubSpot
 from sla_bot.clock import FrozenClock
 from sla_bot.config import ConfigError, load_settings
 from sla_bot.reconcile import HubSpotJobs, get_watermark, hubspot_jobs
-from sla_bot.web.services import Services
+from sla_bot.services import Services
 from sla_bot.worker import jobs
 from tests.conftest import T0, make_settings
 from tests.fixtures_hubspot import HUBSPOT_TEST_TOKEN

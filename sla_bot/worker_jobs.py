@@ -9,7 +9,7 @@ from typing import Any
 from sla_bot.engine.apply import apply_pending
 from sla_bot.engine.sweep import sweep_due
 from sla_bot.outbox import deliver_parallel
-from sla_bot.web.services import Services
+from sla_bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def engine_jobs(
     interval = services.settings.worker_interval_seconds
     fetcher = None
     if client is not None:
-        from sla_bot.engine.fetch import Fetcher
+        from sla_bot.fetching import Fetcher
 
         fetcher = Fetcher(
             client,
