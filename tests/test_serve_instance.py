@@ -86,6 +86,11 @@ def test_readyz_answers_alike_in_every_web_worker_while_an_edit_is_refused(
         while second == first:  # stop at the first probe that sees it: one web worker has it
             assert time.monotonic() < deadline, "the good edit was not picked up"
             second = _rules_check(service.url)[1]["version"]
+        # Every process has it (the worker's reload job runs every 2 s) before the next edit:
+        # an operator's edits are seconds apart, and this test is about the refused one.
+        while {v for _, _, v in _answers(service.url, 10)} != {second}:
+            assert time.monotonic() < deadline, "not every process took the good edit"
+        time.sleep(2.5)  # the worker process reloads every 2 s: let it take the good edit too
         (rules / "default.yaml").write_text(text + "\npolices: {}\n")  # refused
         answers = _answers(service.url)
         assert answers == {(200, "invalid edit refused; previous rules in force", second)}
