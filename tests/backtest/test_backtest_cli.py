@@ -146,8 +146,8 @@ def test_a_backtest_writes_nothing_and_calls_nobody(
         raise OSError("a backtest must not use the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-na1-would-be-used")
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-would-be-used")
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "test-hubspot-token-never-sent")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "test-slack-token-never-sent")
     _backtest(monkeypatch, capsys, db_url, "--against", str(_halved(tmp_path)))
     assert calls == []
     monkeypatch.undo()
