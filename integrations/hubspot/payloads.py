@@ -19,8 +19,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 MAX_ERRORS_SHOWN = 10
@@ -175,7 +176,12 @@ def validate(body: bytes, *, received_at: datetime, portal_hint: int | None = No
     """The request path's check: same rules as `parse`, without building event objects.
 
     Returns a Parsed whose `events` is empty for Webhooks-API arrays (only `count` is known).
+    A batch of what HubSpot sends is checked in one C pass (`fast_event_count`); anything else
+    takes the full check, which also says exactly what is wrong.
     """
+    count = fast_event_count(body)
+    if count:
+        return Parsed("webhooks_api", [], count=count)
     data = _load(body)
     if isinstance(data, list):
         if not data:
@@ -187,6 +193,51 @@ def validate(body: bytes, *, received_at: datetime, portal_hint: int | None = No
     if isinstance(data, dict):
         return Parsed("workflow", [_parse_workflow(data, body, received_at, portal_hint)])
     raise _wrong_shape(data)
+
+
+# The fast check: msgspec decodes a batch against a schema of HubSpot's event fields, in C,
+# about 4x cheaper than orjson plus the Python checks below. It must never accept what the full
+# check refuses (tests/test_payload_fast_path.py compares them): every key must be a known
+# field holding a scalar, the key fields carry the same bounds as `_check_event`, and events in
+# older shapes (eventType, primaryObjectId) or with any other field take the full check.
+_Scalar = (
+    str
+    | bool
+    | None
+    | Annotated[int, msgspec.Meta(ge=-MAX_JSON_INT, le=MAX_JSON_INT)]
+    | Annotated[float, msgspec.Meta(ge=-MAX_JSON_INT, le=MAX_JSON_INT)]
+)
+_Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
+_OptionalId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)] | None
+
+
+class _FastEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    subscriptionType: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SUBSCRIPTION_TYPE)]
+    portalId: _Id
+    objectId: _Id
+    occurredAt: Annotated[int, msgspec.Meta(ge=MIN_OCCURRED_MS, le=MAX_OCCURRED_MS)]
+    eventId: _OptionalId = None
+    subscriptionId: _OptionalId = None
+    attemptNumber: Annotated[int, msgspec.Meta(ge=0, le=MAX_ATTEMPT)] | None = None
+    propertyName: Annotated[str, msgspec.Meta(max_length=MAX_PROPERTY_NAME)] | None = None
+    changeSource: str | None = None
+    propertyValue: _Scalar = None
+    appId: _Scalar = None
+    changeFlag: _Scalar = None
+    sourceId: _Scalar = None
+    objectTypeId: _Scalar = None
+    isSensitive: _Scalar = None
+
+
+_FAST_DECODER = msgspec.json.Decoder(list[_FastEvent])
+
+
+def fast_event_count(body: bytes) -> int:
+    """Number of events if `body` is a batch the full check would accept, else 0 (unknown)."""
+    try:
+        return len(_FAST_DECODER.decode(body))
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return 0
 
 
 def parse(body: bytes, *, received_at: datetime, portal_hint: int | None = None) -> Parsed:

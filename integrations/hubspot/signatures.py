@@ -40,6 +40,8 @@ _V3_DECODE = {
 
 def decode_v3_uri(uri: str) -> str:
     """Decode exactly HubSpot's 12 listed escapes (case-insensitive hex), nothing else."""
+    if "%" not in uri:
+        return uri
     out = []
     i = 0
     while i < len(uri):
@@ -62,9 +64,10 @@ def sign_v2(secret: str, method: str, uri: str, body: bytes) -> str:
 
 
 def sign_v3(secret: str, method: str, uri: str, body: bytes, timestamp_ms: str) -> str:
-    msg = method.encode() + decode_v3_uri(uri).encode() + body + timestamp_ms.encode()
-    digest = hmac.new(secret.encode(), msg, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
+    mac = hmac.new(secret.encode(), (method + decode_v3_uri(uri)).encode(), hashlib.sha256)
+    mac.update(body)  # not concatenated: a batch is ~20 KB, copied once less per request
+    mac.update(timestamp_ms.encode())
+    return base64.b64encode(mac.digest()).decode()
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,20 @@ writer lock is released, calls fdatasync on the WAL file before returning. An fs
 every frame written to the file before it, whoever wrote them, so concurrent requests share
 syncs instead of queueing for them, and each request still returns only once its own commit is
 on disk: the acknowledgement means what FULL meant. PostgreSQL groups WAL flushes itself.
+
+The sync itself is shared too (`WalSyncs`): each commit takes a number under the writer lock,
+and a request whose number a finished fdatasync already covered returns without its own. Of
+the requests waiting at one moment, one syncs for all of them, so a burst costs a few
+fdatasyncs instead of one each.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import mmap
 import os
+import struct
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -64,7 +72,7 @@ class HotWriter:
         path = sqlite_file(engine)
         full = engine.__dict__.get("_sla_bot_synchronous", "FULL") == "FULL"
         self.wal = f"{path}-wal" if path and full else None
-        self._wal_fd: tuple[int, int, int] | None = None  # (pid, fd, inode)
+        self.syncs = WalSyncs(path) if path and full else None
         self._wal_lock = threading.Lock()
         self._held: list[tuple[int, Any]] = []  # (pid, fairy) of every thread, for close()
 
@@ -94,7 +102,7 @@ class HotWriter:
             return held[2], False
         fairy = self.engine.raw_connection()  # pragmas and settings applied by the pool
         if self.wal is not None:
-            fairy.dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # we sync: _sync_wal
+            fairy.dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # WalSyncs syncs
         self._local.held = (os.getpid(), fairy, fairy.dbapi_connection)
         with self._wal_lock:
             self._held.append((os.getpid(), fairy))
@@ -124,41 +132,15 @@ class HotWriter:
             return self._run_once(work)
 
     def _run_once(self, work: Callable[[Any], Any]) -> Any:
-        result = self._transaction(work)
-        if self.wal is not None:
+        result, number = self._transaction(work)
+        if self.syncs is not None:
             try:
-                self._sync_wal()
+                self.syncs.sync(number)
             except OSError as exc:
                 raise OperationalError("fdatasync of the WAL", None, exc) from exc
         return result
 
-    def _sync_wal(self) -> None:
-        """Make this thread's commit durable; cheap when another process's sync covered it."""
-        assert self.wal is not None
-        inode = os.stat(self.wal).st_ino
-        held = self._wal_fd
-        if held is None or held[0] != os.getpid() or held[2] != inode:
-            with self._wal_lock:
-                held = self._open_wal(inode)
-        os.fdatasync(held[1])
-
-    def _open_wal(self, inode: int) -> tuple[int, int, int]:
-        assert self.wal is not None
-        held = self._wal_fd
-        if held is None or held[0] != os.getpid() or held[2] != inode:
-            if held is not None and held[0] == os.getpid():
-                os.close(held[1])
-            fd = os.open(self.wal, os.O_RDONLY)
-            held = self._wal_fd = (os.getpid(), fd, os.fstat(fd).st_ino)
-            # A new WAL file: its directory entry must be durable too.
-            dir_fd = os.open(os.path.dirname(os.path.abspath(self.wal)), os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        return held
-
-    def _transaction(self, work: Callable[[Any], Any]) -> Any:
+    def _transaction(self, work: Callable[[Any], Any]) -> tuple[Any, int]:
         dbapi = self.engine.dialect.loaded_dbapi
         with writer_locks(self.engine):
             conn, fresh = self._connection()
@@ -172,7 +154,8 @@ class HotWriter:
                         cur.execute("COMMIT")
                     else:
                         conn.commit()
-                    return result
+                    # Numbered while the writer lock is still held: in commit order.
+                    return result, self.syncs.committed() if self.syncs is not None else 0
                 finally:
                     cur.close()
             except dbapi.Error as exc:
@@ -202,3 +185,80 @@ class HotWriter:
                 conn.rollback()
         except Exception:  # noqa: BLE001 - the connection is dropped below if it is broken
             self._drop()
+
+
+class WalSyncs:
+    """Shared fdatasync of one SQLite WAL across threads and processes (group commit).
+
+    A 16-byte file beside the database, mapped by every process, holds two counters: the
+    number of the last hot-path commit (written under the SQLite writer lock, so in commit
+    order) and the highest number a finished fdatasync covered. `sync(n)` queues on a file lock;
+    whoever holds it either sees `n` already covered, or reads the last commit number, syncs
+    the WAL, and records that number as covered: every commit up to it had written its frames
+    before the number was taken, so the sync made them durable. A holder that dies releases the
+    lock with its process and records nothing, so the next one syncs.
+    """
+
+    _FORMAT = struct.Struct("<QQ")
+
+    def __init__(self, database: str) -> None:
+        self.wal = f"{database}-wal"
+        self.path = f"{database}-sync"
+        self._fds: dict[int, tuple[int, mmap.mmap]] = {}  # pid -> (lock fd, map)
+        self._wal_fd: tuple[int, int, int] | None = None  # (pid, fd, inode)
+        self._lock = threading.Lock()
+        self._syncing = threading.Lock()  # a file lock does not exclude this process's threads
+
+    def _shared(self) -> tuple[int, mmap.mmap]:
+        held = self._fds.get(os.getpid())
+        if held is None:
+            with self._lock:
+                held = self._fds.get(os.getpid())
+                if held is None:
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                    if os.fstat(fd).st_size < self._FORMAT.size:
+                        os.ftruncate(fd, self._FORMAT.size)  # zeros: nothing committed yet
+                    held = self._fds[os.getpid()] = (fd, mmap.mmap(fd, self._FORMAT.size))
+        return held
+
+    def numbers(self) -> tuple[int, int]:
+        """(last commit numbered, highest number a finished sync covered)."""
+        return self._FORMAT.unpack_from(self._shared()[1])  # type: ignore[return-value]
+
+    def committed(self) -> int:
+        """Number this commit; call while holding the writer lock, right after COMMIT."""
+        shared = self._shared()[1]
+        number = self._FORMAT.unpack_from(shared)[0] + 1
+        struct.pack_into("<Q", shared, 0, number)
+        return number
+
+    def sync(self, number: int) -> None:
+        """Return once commit `number` is on disk (after an fdatasync that began after it)."""
+        fd, shared = self._shared()
+        with self._syncing:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                last, covered = self._FORMAT.unpack_from(shared)
+                if covered >= number:
+                    return
+                os.fdatasync(self._wal())
+                struct.pack_into("<Q", shared, 8, max(last, number))
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _wal(self) -> int:
+        """The WAL's descriptor, reopened when SQLite replaced the file (a new inode)."""
+        inode = os.stat(self.wal).st_ino
+        held = self._wal_fd
+        if held is None or held[0] != os.getpid() or held[2] != inode:
+            if held is not None and held[0] == os.getpid():
+                os.close(held[1])
+            fd = os.open(self.wal, os.O_RDONLY)
+            held = self._wal_fd = (os.getpid(), fd, os.fstat(fd).st_ino)
+            # A new WAL file: its directory entry must be durable too.
+            dir_fd = os.open(os.path.dirname(os.path.abspath(self.wal)), os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        return held[1]

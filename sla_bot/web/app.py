@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes + 1
     app.extensions["sla_bot"] = services
     app.extensions["sla_bot_started_at"] = heartbeat.wall_now()  # /readyz: a worker's grace
-    app.register_blueprint(hubspot_webhook.bp)
+    app.wsgi_app = hubspot_webhook.WebhookEndpoint(services, app.wsgi_app)  # type: ignore[method-assign]
     app.register_blueprint(hubspot_oauth.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(slack_interactivity.bp)

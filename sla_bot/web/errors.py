@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+import json
+
+from flask import Response
 
 
-def json_error(status: int, message: str, details: list[str] | None = None) -> Response:
+def json_error_body(message: str, details: list[str] | None = None) -> bytes:
+    """The body of every JSON error (Flask views and the raw webhook endpoint alike)."""
     body: dict[str, object] = {"error": message}
     if details:
         body["details"] = details
-    response = jsonify(body)
-    response.status_code = status
-    return response
+    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+
+
+def json_error(status: int, message: str, details: list[str] | None = None) -> Response:
+    return Response(json_error_body(message, details), status=status, mimetype="application/json")

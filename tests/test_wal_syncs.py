@@ -1,0 +1,114 @@
+"""Shared WAL syncs (group commit on SQLite, `sla_bot.db.hotpath.WalSyncs`).
+
+A webhook is acknowledged after `sync(n)` returns, so `sync(n)` may return only once an
+fdatasync that began after commit `n` has finished. os.fdatasync is the OS edge: it is wrapped
+to record, for each sync, the last commit number when it began and when it ended.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sla_bot.db import hotpath
+from sla_bot.db.hotpath import WalSyncs
+
+
+@pytest.fixture
+def syncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[WalSyncs, list[tuple[int, float, float]]]:
+    database = tmp_path / "db.sqlite"
+    Path(f"{database}-wal").write_bytes(b"frames")
+    shared = WalSyncs(str(database))
+    done: list[tuple[int, float, float]] = []  # (last commit number at start, start, end)
+    real = os.fdatasync
+
+    def recording_fdatasync(fd: int) -> None:
+        last = shared.numbers()[0]
+        start = time.perf_counter()
+        real(fd)
+        time.sleep(0.002)  # a slow disk: others commit and queue meanwhile
+        done.append((last, start, time.perf_counter()))
+
+    monkeypatch.setattr(hotpath.os, "fdatasync", recording_fdatasync)
+    return shared, done
+
+
+def test_a_covered_commit_needs_no_sync_of_its_own(syncs) -> None:  # type: ignore[no-untyped-def]
+    shared, done = syncs
+    first = shared.committed()
+    shared.sync(first)
+    assert len(done) == 1
+    shared.sync(first)
+    assert len(done) == 1  # already covered
+    second, third = shared.committed(), shared.committed()
+    shared.sync(third)
+    shared.sync(second)  # the sync for `third` began after `second`
+    assert len(done) == 2
+    fourth = shared.committed()
+    shared.sync(fourth)
+    assert len(done) == 3
+
+
+def test_every_return_follows_a_sync_that_began_after_the_commit(syncs) -> None:  # type: ignore[no-untyped-def]
+    shared, done = syncs
+    returned: list[tuple[int, float]] = []
+    commit_lock = threading.Lock()  # the SQLite writer lock, in the real path
+
+    def request() -> None:
+        for _ in range(25):
+            with commit_lock:
+                number = shared.committed()
+            shared.sync(number)
+            returned.append((number, time.perf_counter()))
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(returned) == 200
+    for number, at in returned:
+        assert any(last >= number and end <= at for last, _start, end in done), number
+    assert len(done) < 200  # shared: fewer syncs than commits
+
+
+def test_processes_share_the_counters(syncs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    shared, done = syncs
+    mine = shared.committed()
+    pid = os.fork()
+    if pid == 0:  # the child: another web process, committing and syncing after us
+        try:
+            other = WalSyncs(shared.path.removesuffix("-sync"))
+            other.sync(other.committed())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    shared.sync(mine)  # covered by the child's sync, which began after our commit
+    assert done == []
+
+
+def test_a_commit_made_during_a_sync_is_not_counted_as_covered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "db.sqlite"
+    Path(f"{database}-wal").write_bytes(b"frames")
+    shared = WalSyncs(str(database))
+    during: list[int] = []
+    real = os.fdatasync
+
+    def fdatasync_while_another_process_commits(fd: int) -> None:
+        real(fd)
+        if not during:
+            during.append(shared.committed())  # its frames may postdate this sync
+
+    monkeypatch.setattr(hotpath.os, "fdatasync", fdatasync_while_another_process_commits)
+    shared.sync(shared.committed())
+    assert shared.numbers() == (2, 1)
+    shared.sync(during[0])
+    assert shared.numbers() == (2, 2)
