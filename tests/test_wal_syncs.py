@@ -1,4 +1,4 @@
-"""Shared WAL syncs (group commit on SQLite, `sla_bot.db.hotpath.WalSyncs`).
+"""Shared WAL syncs (group commit on SQLite, `sla_bot.db.walsync.WalSyncs`).
 
 A webhook is acknowledged after `sync(n)` returns, so `sync(n)` may return only once an
 fdatasync that began after commit `n` has finished. os.fdatasync is the OS edge: it is wrapped
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sla_bot.db import hotpath
-from sla_bot.db.hotpath import WalSyncs
+from sla_bot.db import walsync
+from sla_bot.db.walsync import WalSyncs
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def syncs(
         time.sleep(0.002)  # a slow disk: others commit and queue meanwhile
         done.append((last, start, time.perf_counter()))
 
-    monkeypatch.setattr(hotpath.os, "fdatasync", recording_fdatasync)
+    monkeypatch.setattr(walsync.os, "fdatasync", recording_fdatasync)
     return shared, done
 
 
@@ -107,7 +107,7 @@ def test_a_commit_made_during_a_sync_is_not_counted_as_covered(
         if not during:
             during.append(shared.committed())  # its frames may postdate this sync
 
-    monkeypatch.setattr(hotpath.os, "fdatasync", fdatasync_while_another_process_commits)
+    monkeypatch.setattr(walsync.os, "fdatasync", fdatasync_while_another_process_commits)
     shared.sync(shared.committed())
     assert shared.numbers() == (2, 1)
     shared.sync(during[0])

@@ -14,6 +14,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+from sla_bot.db.walsync import WalSyncs
+
 
 def make_engine(
     url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 800, autocheckpoint: bool = True
@@ -94,12 +96,31 @@ def write_transaction(engine: Engine, *, background: bool = False) -> Iterator[C
     BACKGROUND_MAX_YIELD seconds so the worker is slowed, never starved. The kernel drops the
     locks if a holder dies. PostgreSQL needs none of this.
     """
-    if sqlite_file(engine) is None:
+    path = sqlite_file(engine)
+    if path is None:
         with engine.begin() as conn:
             yield conn
         return
-    with writer_locks(engine, background=background), immediate(engine).begin() as conn:
-        yield conn
+    if engine.__dict__.get("_sla_bot_synchronous", "FULL") != "FULL":
+        with writer_locks(engine, background=background), immediate(engine).begin() as conn:
+            yield conn
+        return
+    # synchronous=FULL: commit without the fsync, number the commit while still the writer,
+    # and sync (shared with concurrent writers) after the locks are released (`WalSyncs`).
+    syncs = WalSyncs.of(path)
+    with writer_locks(engine, background=background), immediate(engine).connect() as conn:
+        driver = conn.connection.driver_connection
+        driver.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with conn.begin():
+                yield conn
+            number = syncs.committed()
+        finally:
+            driver.execute("PRAGMA synchronous=FULL")
+    try:
+        syncs.sync(number)
+    except OSError as exc:
+        raise OperationalError("fdatasync of the WAL", {}, exc) from exc
 
 
 def sqlite_file(engine: Engine) -> str | None:

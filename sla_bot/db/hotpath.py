@@ -8,27 +8,16 @@ same OS writer locks as `write_transaction` and BEGIN IMMEDIATE; the call return
 COMMIT. Driver errors come back as SQLAlchemy's exceptions (parameters hidden), so callers
 handle them as before.
 
-Group commit on SQLite: with `synchronous=FULL` every COMMIT fsyncs the WAL while holding the
-single writer lock, so commits from the web processes queue behind each other's fsyncs. Here
-the connection commits with `synchronous=NORMAL` (frames written, not synced) and, after the
-writer lock is released, calls fdatasync on the WAL file before returning. An fsync covers
-every frame written to the file before it, whoever wrote them, so concurrent requests share
-syncs instead of queueing for them, and each request still returns only once its own commit is
-on disk: the acknowledgement means what FULL meant. PostgreSQL groups WAL flushes itself.
-
-The sync itself is shared too (`WalSyncs`): each commit takes a number under the writer lock,
-and a request whose number a finished fdatasync already covered returns without its own. Of
-the requests waiting at one moment, one syncs for all of them, so a burst costs a few
-fdatasyncs instead of one each.
+Group commit on SQLite: the connection commits with `synchronous=NORMAL` and the WAL is synced
+after the writer lock is released, shared with whoever commits at the same moment
+(`sla_bot.db.walsync`); the acknowledgement still means the row is on disk. PostgreSQL groups
+WAL flushes itself.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import mmap
 import os
-import struct
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql import Executable
 
 from sla_bot.db.engine import sqlite_file, writer_locks
+from sla_bot.db.walsync import WalSyncs
 
 
 class CompiledStatement:
@@ -72,7 +62,7 @@ class HotWriter:
         path = sqlite_file(engine)
         full = engine.__dict__.get("_sla_bot_synchronous", "FULL") == "FULL"
         self.wal = f"{path}-wal" if path and full else None
-        self.syncs = WalSyncs(path) if path and full else None
+        self.syncs = WalSyncs.of(path) if path and full else None
         self._wal_lock = threading.Lock()
         self._held: list[tuple[int, Any]] = []  # (pid, fairy) of every thread, for close()
 
@@ -185,80 +175,3 @@ class HotWriter:
                 conn.rollback()
         except Exception:  # noqa: BLE001 - the connection is dropped below if it is broken
             self._drop()
-
-
-class WalSyncs:
-    """Shared fdatasync of one SQLite WAL across threads and processes (group commit).
-
-    A 16-byte file beside the database, mapped by every process, holds two counters: the
-    number of the last hot-path commit (written under the SQLite writer lock, so in commit
-    order) and the highest number a finished fdatasync covered. `sync(n)` queues on a file lock;
-    whoever holds it either sees `n` already covered, or reads the last commit number, syncs
-    the WAL, and records that number as covered: every commit up to it had written its frames
-    before the number was taken, so the sync made them durable. A holder that dies releases the
-    lock with its process and records nothing, so the next one syncs.
-    """
-
-    _FORMAT = struct.Struct("<QQ")
-
-    def __init__(self, database: str) -> None:
-        self.wal = f"{database}-wal"
-        self.path = f"{database}-sync"
-        self._fds: dict[int, tuple[int, mmap.mmap]] = {}  # pid -> (lock fd, map)
-        self._wal_fd: tuple[int, int, int] | None = None  # (pid, fd, inode)
-        self._lock = threading.Lock()
-        self._syncing = threading.Lock()  # a file lock does not exclude this process's threads
-
-    def _shared(self) -> tuple[int, mmap.mmap]:
-        held = self._fds.get(os.getpid())
-        if held is None:
-            with self._lock:
-                held = self._fds.get(os.getpid())
-                if held is None:
-                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-                    if os.fstat(fd).st_size < self._FORMAT.size:
-                        os.ftruncate(fd, self._FORMAT.size)  # zeros: nothing committed yet
-                    held = self._fds[os.getpid()] = (fd, mmap.mmap(fd, self._FORMAT.size))
-        return held
-
-    def numbers(self) -> tuple[int, int]:
-        """(last commit numbered, highest number a finished sync covered)."""
-        return self._FORMAT.unpack_from(self._shared()[1])  # type: ignore[return-value]
-
-    def committed(self) -> int:
-        """Number this commit; call while holding the writer lock, right after COMMIT."""
-        shared = self._shared()[1]
-        number = self._FORMAT.unpack_from(shared)[0] + 1
-        struct.pack_into("<Q", shared, 0, number)
-        return number
-
-    def sync(self, number: int) -> None:
-        """Return once commit `number` is on disk (after an fdatasync that began after it)."""
-        fd, shared = self._shared()
-        with self._syncing:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                last, covered = self._FORMAT.unpack_from(shared)
-                if covered >= number:
-                    return
-                os.fdatasync(self._wal())
-                struct.pack_into("<Q", shared, 8, max(last, number))
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def _wal(self) -> int:
-        """The WAL's descriptor, reopened when SQLite replaced the file (a new inode)."""
-        inode = os.stat(self.wal).st_ino
-        held = self._wal_fd
-        if held is None or held[0] != os.getpid() or held[2] != inode:
-            if held is not None and held[0] == os.getpid():
-                os.close(held[1])
-            fd = os.open(self.wal, os.O_RDONLY)
-            held = self._wal_fd = (os.getpid(), fd, os.fstat(fd).st_ino)
-            # A new WAL file: its directory entry must be durable too.
-            dir_fd = os.open(os.path.dirname(os.path.abspath(self.wal)), os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        return held[1]
