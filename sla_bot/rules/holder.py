@@ -120,7 +120,7 @@ class RulesHolder:
             self._current = LoadedRules(result.ruleset, version, self._clock.now())
             self._errors = []
             if self._shared is not None:
-                self._shared.publish(version, sources)
+                self._shared.publish(version, sources, self._stamp(signature))
             level = logging.INFO if self._first(f"loaded-{version}") else logging.DEBUG
             log.log(level, "rules %s loaded from %d file(s)", version, len(sources))
             return True
@@ -133,6 +133,15 @@ class RulesHolder:
             st = path.stat()
             out.append((path.name, st.st_mtime_ns, st.st_size))
         return tuple(out)
+
+    def _stamp(self, signature: Signature) -> int:
+        """When the files read last changed: the newest of their and their directory's mtimes
+        (a file added, removed or renamed into place changes the directory's)."""
+        try:
+            directory = self.directory.stat().st_mtime_ns
+        except OSError:
+            directory = 0
+        return max([directory, *(mtime for _, mtime, _ in signature)])
 
     def _first(self, event: str) -> bool:
         return self._shared is None or self._shared.first(event)

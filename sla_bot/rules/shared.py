@@ -6,11 +6,17 @@ would answer differently depending on the gunicorn worker), and a process starte
 edit would have no rules at all. So the instance directory holds the last good rule files,
 written by whichever process loads them first, and one marker file per announcement, so that a
 load or a refusal is logged and counted once per instance instead of once per process.
+
+Processes read the files at different moments, so a slow one can finish loading an older edit
+after a faster one published a newer edit. Each publication carries the newest modification
+time among the files it was read from (and their directory, which changes when a file is added,
+removed or replaced), and an older one never replaces a newer one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -26,26 +32,44 @@ class SharedRules:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
-    def publish(self, version: str, sources: Sequence[Source]) -> None:
-        """Record `version` as the instance's rules in force (atomic replace)."""
-        current = self.in_force()
-        if current is not None and current[0] == version:
-            return
-        data = {"version": version, "files": [[s.name, s.text] for s in sources]}
+    def publish(self, version: str, sources: Sequence[Source], stamp: int = 0) -> bool:
+        """Record `version` as the instance's rules in force, unless what is in force was read
+        from newer files (`stamp`: their newest mtime, ns). True if it is now in force."""
+        data = {"version": version, "stamp": stamp, "files": [[s.name, s.text] for s in sources]}
         try:
+            lock = os.open(self.directory / ".rules.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # the directory is gone (the instance is stopping): nothing to share
+            return False
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # compare and replace as one step
+            current = self._read()
+            if current is not None and current.get("version") == version:
+                return True
+            if current is not None and int(current.get("stamp", 0)) > stamp:
+                return False  # another process already published a later edit
             fd, tmp = tempfile.mkstemp(prefix=".rules-", dir=self.directory)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 json.dump(data, out)
             os.replace(tmp, self.directory / IN_FORCE)
-        except OSError:  # the directory is gone (the instance is stopping): nothing to share
-            return
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(lock)
+
+    def _read(self) -> dict[str, object] | None:
+        try:
+            data = json.loads((self.directory / IN_FORCE).read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def in_force(self) -> tuple[str, list[Source]] | None:
         """(version, files) another process of this instance put in force, if any."""
+        data = self._read()
         try:
-            data = json.loads((self.directory / IN_FORCE).read_text("utf-8"))
-            return str(data["version"]), [Source(n, t) for n, t in data["files"]]
-        except (OSError, ValueError, KeyError, TypeError):
+            return str(data["version"]), [Source(n, t) for n, t in data["files"]]  # type: ignore[index, union-attr]
+        except (KeyError, TypeError, ValueError):
             return None
 
     def first(self, event: str) -> bool:

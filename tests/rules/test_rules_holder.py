@@ -11,6 +11,7 @@ import pytest
 from sla_bot.clock import FrozenClock
 from sla_bot.rules.errors import RuleError
 from sla_bot.rules.holder import NoRulesLoaded, RulesHolder
+from sla_bot.rules.loader import Source
 from sla_bot.rules.shared import SharedRules
 from tests.rules.util import BASE, POLICY, write
 
@@ -141,3 +142,29 @@ def test_processes_of_one_instance_agree_on_the_rules_in_force(
     late = RulesHolder(rules_file.parent, shared=SharedRules(shared_dir))
     late.reload_if_changed()  # a process started during the bad edit
     assert late.loaded and late.current().version == second and late.errors
+
+
+def test_an_older_edit_published_late_never_replaces_a_newer_one(tmp_path: Path) -> None:
+    """A slow process finishing its load of edit 1 after a fast one published edit 2 (the
+    race a serve instance's worker process ran into at start-up)."""
+    shared = SharedRules(tmp_path)
+    assert shared.publish("v2", [Source("rules.yaml", "two")], stamp=2_000)
+    assert not shared.publish("v1", [Source("rules.yaml", "one")], stamp=1_000)
+    assert shared.in_force() == ("v2", [Source("rules.yaml", "two")])
+    assert shared.publish("v3", [Source("rules.yaml", "three")], stamp=3_000)
+    assert shared.in_force()[0] == "v3"  # type: ignore[index]
+
+
+def test_holders_publish_with_the_files_modification_time(rules_file: Path, tmp_path: Path) -> None:
+    shared_dir = tmp_path / "instance"
+    shared_dir.mkdir()
+    fast = RulesHolder(rules_file.parent, shared=SharedRules(shared_dir))
+    slow = RulesHolder(rules_file.parent, shared=SharedRules(shared_dir))
+    assert slow.reload_if_changed()  # slow: edit 0 in force, and published
+    edit(rules_file, (BASE + POLICY).replace("within: 30 business", "within: 45 business"))
+    assert fast.reload_if_changed()
+    newer = fast.current().version
+    # The slow process re-publishes what it read before the edit: refused.
+    old = [Source(str(rules_file), (BASE + POLICY))]
+    assert not SharedRules(shared_dir).publish(slow.current().version, old, stamp=1)
+    assert SharedRules(shared_dir).in_force()[0] == newer  # type: ignore[index]
