@@ -64,10 +64,9 @@ def sign_v2(secret: str, method: str, uri: str, body: bytes) -> str:
 
 
 def sign_v3(secret: str, method: str, uri: str, body: bytes, timestamp_ms: str) -> str:
-    mac = hmac.new(secret.encode(), (method + decode_v3_uri(uri)).encode(), hashlib.sha256)
-    mac.update(body)  # not concatenated: a batch is ~20 KB, copied once less per request
-    mac.update(timestamp_ms.encode())
-    return base64.b64encode(mac.digest()).decode()
+    msg = b"".join(((method + decode_v3_uri(uri)).encode(), body, timestamp_ms.encode()))
+    # hmac.digest: one call into OpenSSL, several times cheaper than an hmac.HMAC object.
+    return base64.b64encode(hmac.digest(secret.encode(), msg, "sha256")).decode()
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,10 @@ class HotWriter:
         fairy = self.engine.raw_connection()  # pragmas and settings applied by the pool
         if self.wal is not None:
             fairy.dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # WalSyncs syncs
+        if not self.sqlite:
+            # One statement is its own transaction, committed (WAL flushed) before the answer:
+            # no BEGIN and COMMIT round trips. This connection never goes back to the pool.
+            fairy.dbapi_connection.autocommit = True
         self._local.held = (os.getpid(), fairy, fairy.dbapi_connection)
         with self._wal_lock:
             self._held.append((os.getpid(), fairy))
@@ -108,7 +112,11 @@ class HotWriter:
                 held[1].invalidate()
 
     def run(self, work: Callable[[Any], Any]) -> Any:
-        """Run `work(cursor)` in one committed transaction; return what it returns.
+        """Run `work(cursor)` committed; return what it returns.
+
+        On SQLite, `work` runs in one transaction. On PostgreSQL each statement commits on its
+        own (autocommit), so `work` must write with a single statement (the webhook's INSERT
+        ... ON CONFLICT DO NOTHING; the SELECT of an existing row only reads).
 
         A reused PostgreSQL connection that fails with a connection error (the server
         restarted) is replaced and the work retried once; the work must be idempotent, as the
@@ -142,8 +150,6 @@ class HotWriter:
                     result = work(cur)
                     if self.sqlite:
                         cur.execute("COMMIT")
-                    else:
-                        conn.commit()
                     # Numbered while the writer lock is still held: in commit order.
                     return result, self.syncs.committed() if self.syncs is not None else 0
                 finally:
