@@ -67,6 +67,7 @@ _scalars = st.one_of(
     _ints,
     _strings,
     st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([9223372036854775807.0, -9223372036854775808.0, 9.2233720368547748e18]),
     st.sampled_from([1e19, -1e19, 1.0, 0.5]),
 )
 _values = st.one_of(
@@ -126,6 +127,9 @@ _EDGES: dict[str, list[Any]] = {
     "attemptNumber": [-1, 0, 10_000, 10_001, None, True, "3"],
     "propertyName": ["", "x" * 255, "ü" * 255, "x" * 256, "ü" * 256, None, 5],
     "changeSource": [None, "", 5, "x" * 100, ["CRM"]],
+    # Scalars outside the key: floats at the 64-bit edge (2**63 - 1 is 2**63 as a float).
+    "propertyValue": [MAX + 0.0, -MAX - 1.0, 9.2233720368547748e18, 1e300, [1], {"a": 1}],
+    "appId": [MAX, MAX + 1, MAX + 0.0, -MAX - 1, True, "54321"],
 }
 _EDGE = st.sampled_from([(key, value) for key, values in _EDGES.items() for value in values])
 _change = st.sampled_from(_KEYS).flatmap(lambda key: st.tuples(st.just(key), _values))

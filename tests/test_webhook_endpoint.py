@@ -112,6 +112,40 @@ def test_chunked_body_over_limit_gets_413(client: Any, engine: Engine) -> None:
     assert body.tell() <= 1024 * 1024 + 1  # stopped reading just past the limit
 
 
+def test_a_host_header_with_the_default_port_verifies(
+    client: Any, engine: Engine, clock: FrozenClock
+) -> None:
+    """Proxies may send `Host: name:80`; HubSpot signed the URL without the default port."""
+    body = batch([event(1)])
+    headers = signed_headers(body, now=clock.now())  # signed for http://localhost/webhooks/...
+    response = client.post(URL, data=body, headers={**headers, "Host": "localhost:80"})
+    assert response.status_code == 200
+    assert _count(engine, webhook_batches) == 1
+
+
+def test_other_methods_get_405_naming_post(client: Any, engine: Engine) -> None:
+    response = client.get(URL)
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert response.json == {"error": "method not allowed"}
+    assert client.get("/webhooks/hubspot/").status_code == 404  # other paths: Flask's
+    assert _count(engine, webhook_batches) == 0
+
+
+def test_a_body_shorter_than_its_content_length_is_refused(
+    client: Any, engine: Engine, clock: FrozenClock
+) -> None:
+    """The client went away mid-body: nothing half-read is verified or stored."""
+    body = batch([event(1)])
+    headers = signed_headers(body, now=clock.now())
+    response = client.post(
+        URL,
+        input_stream=io.BytesIO(body[:-10]),
+        headers=headers,
+        environ_overrides={"CONTENT_LENGTH": str(len(body))},
+    )
+    _assert_refused(response, engine, 400, "shorter than its Content-Length")
+
+
 def test_wrong_content_type_gets_415(client: Any, engine: Engine, clock: FrozenClock) -> None:
     body = batch([event(1)])
     headers = signed_headers(body, now=clock.now())

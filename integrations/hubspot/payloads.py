@@ -205,7 +205,8 @@ _Scalar = (
     | bool
     | None
     | Annotated[int, msgspec.Meta(ge=-MAX_JSON_INT, le=MAX_JSON_INT)]
-    | Annotated[float, msgspec.Meta(ge=-MAX_JSON_INT, le=MAX_JSON_INT)]
+    # Bounds as floats: float(2**63 - 1) is 2**63, which the full check refuses.
+    | Annotated[float, msgspec.Meta(gt=-(2.0**63), lt=2.0**63)]
 )
 _Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 _OptionalId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)] | None

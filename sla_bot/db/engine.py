@@ -108,6 +108,10 @@ def write_transaction(engine: Engine, *, background: bool = False) -> Iterator[C
     # synchronous=FULL: commit without the fsync, number the commit while still the writer,
     # and sync (shared with concurrent writers) after the locks are released (`WalSyncs`).
     syncs = WalSyncs.of(path)
+    try:
+        syncs.ready()
+    except OSError as exc:
+        raise OperationalError("the WAL sync file", {}, exc) from exc
     with writer_locks(engine, background=background), immediate(engine).connect() as conn:
         driver = conn.connection.driver_connection
         driver.execute("PRAGMA synchronous=NORMAL")

@@ -130,6 +130,11 @@ class HotWriter:
             return self._run_once(work)
 
     def _run_once(self, work: Callable[[Any], Any]) -> Any:
+        if self.syncs is not None:
+            try:
+                self.syncs.ready()
+            except OSError as exc:
+                raise OperationalError("the WAL sync file", None, exc) from exc
         result, number = self._transaction(work)
         if self.syncs is not None:
             try:

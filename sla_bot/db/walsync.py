@@ -45,6 +45,7 @@ class WalSyncs:
             return found
 
     def __init__(self, database: str) -> None:
+        self.database = database
         self.wal = f"{database}-wal"
         self.path = f"{database}-sync"
         self._fds: dict[int, tuple[int, mmap.mmap]] = {}  # pid -> (lock fd, map)
@@ -63,6 +64,10 @@ class WalSyncs:
                         os.ftruncate(fd, self._FORMAT.size)  # zeros: nothing committed yet
                     held = self._fds[os.getpid()] = (fd, mmap.mmap(fd, self._FORMAT.size))
         return held
+
+    def ready(self) -> None:
+        """Map the shared counters now, so that nothing can fail between COMMIT and the sync."""
+        self._shared()
 
     def numbers(self) -> tuple[int, int]:
         """(last commit numbered, highest number a finished sync covered)."""
@@ -85,12 +90,16 @@ class WalSyncs:
                 if covered >= number:
                     return
                 try:
-                    wal = self._wal()
+                    os.fdatasync(self._wal())
                 except FileNotFoundError:
-                    # SQLite deletes the WAL only after checkpointing it into the database
-                    # and syncing that, on the last connection's close: nothing left to sync.
-                    return
-                os.fdatasync(wal)
+                    # SQLite deletes the WAL on the last connection's close, after
+                    # checkpointing it into the database file: sync that file instead (which
+                    # also fails, loudly, if this is not where the database lives).
+                    fd = os.open(self.database, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
                 struct.pack_into("<Q", shared, 8, max(last, number))
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)

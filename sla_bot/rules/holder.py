@@ -104,6 +104,7 @@ class RulesHolder:
                 sources = [
                     Source(str(self.directory / name), (self.directory / name).read_text("utf-8"))
                     for name, _, _ in signature
+                    if name
                 ]
             except (OSError, UnicodeDecodeError) as exc:
                 return self._failed([RuleError(str(self.directory), 0, 0, f"cannot read: {exc}")])
@@ -126,22 +127,26 @@ class RulesHolder:
             return True
 
     def _scan(self) -> Signature:
+        """(name, ctime, size) of each rule file, then the directory's own entry.
+
+        ctime, not mtime: it moves on every change to a file, even one copied in place with
+        its old mtime kept (`cp -p`, `rsync -t`), and nobody can set it back. The directory's
+        ctime moves when a file is added, removed or renamed into place. Taken before the files
+        are read, so a publication's stamp is never newer than what was read.
+        """
         if not self.directory.is_dir():
             raise NotADirectoryError(f"{self.directory} is not a directory")
         out = []
         for path in rule_files(self.directory):
             st = path.stat()
-            out.append((path.name, st.st_mtime_ns, st.st_size))
+            out.append((path.name, st.st_ctime_ns, st.st_size))
+        out.append(("", self.directory.stat().st_ctime_ns, 0))
         return tuple(out)
 
-    def _stamp(self, signature: Signature) -> int:
-        """When the files read last changed: the newest of their and their directory's mtimes
-        (a file added, removed or renamed into place changes the directory's)."""
-        try:
-            directory = self.directory.stat().st_mtime_ns
-        except OSError:
-            directory = 0
-        return max([directory, *(mtime for _, mtime, _ in signature)])
+    @staticmethod
+    def _stamp(signature: Signature) -> int:
+        """When the files read last changed: the newest ctime in their signature."""
+        return max(changed for _, changed, _ in signature)
 
     def _first(self, event: str) -> bool:
         return self._shared is None or self._shared.first(event)

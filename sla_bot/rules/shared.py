@@ -8,9 +8,9 @@ written by whichever process loads them first, and one marker file per announcem
 load or a refusal is logged and counted once per instance instead of once per process.
 
 Processes read the files at different moments, so a slow one can finish loading an older edit
-after a faster one published a newer edit. Each publication carries the newest modification
-time among the files it was read from (and their directory, which changes when a file is added,
-removed or replaced), and an older one never replaces a newer one.
+after a faster one published a newer edit. Each publication carries the newest change time
+(ctime) among the files it was read from and their directory, taken before reading them, and
+never replaces a publication with the same or a newer one.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class SharedRules:
 
     def publish(self, version: str, sources: Sequence[Source], stamp: int = 0) -> bool:
         """Record `version` as the instance's rules in force, unless what is in force was read
-        from newer files (`stamp`: their newest mtime, ns). True if it is now in force."""
+        from files as new or newer (`stamp`: their newest ctime, ns). True if it is in force."""
         data = {"version": version, "stamp": stamp, "files": [[s.name, s.text] for s in sources]}
         try:
             lock = os.open(self.directory / ".rules.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -45,8 +45,8 @@ class SharedRules:
             current = self._read()
             if current is not None and current.get("version") == version:
                 return True
-            if current is not None and int(current.get("stamp", 0)) > stamp:
-                return False  # another process already published a later edit
+            if current is not None and int(current.get("stamp", 0)) >= stamp:  # type: ignore[call-overload]
+                return False  # another process already published this or a later edit
             fd, tmp = tempfile.mkstemp(prefix=".rules-", dir=self.directory)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 json.dump(data, out)

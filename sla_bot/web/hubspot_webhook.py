@@ -83,7 +83,7 @@ class WebhookRequest:
     def query(self, name: str) -> str:
         """The first value of a query parameter, "" if absent."""
         qs = self.environ.get("QUERY_STRING", "")
-        if name not in qs:
+        if not qs:
             return ""
         return next((v for k, v in parse_qsl(qs, keep_blank_values=True) if k == name), "")
 
@@ -96,12 +96,15 @@ class WebhookRequest:
             raw = quote("/" + path.lstrip("/"))
             if environ.get("QUERY_STRING"):
                 raw += "?" + environ["QUERY_STRING"]
+        scheme = environ.get("wsgi.url_scheme", "http")
         host = environ.get("HTTP_HOST")
         if not host:
-            scheme, port = environ.get("wsgi.url_scheme", "http"), environ.get("SERVER_PORT", "")
-            default = (scheme, port) in (("http", "80"), ("https", "443"))
-            host = environ.get("SERVER_NAME", "") + ("" if default else f":{port}")
-        return f"{environ.get('wsgi.url_scheme', 'http')}://{host}{raw}"
+            host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+        # The scheme's default port is not part of the URL HubSpot signs (as in Werkzeug).
+        default = ":443" if scheme == "https" else ":80"
+        if host.endswith(default):
+            host = host[: -len(default)]
+        return f"{scheme}://{host}{raw}"
 
     def read_body(self, limit: int) -> bytes | None:
         """At most `limit` bytes; None if the body is larger (never reads all of a huge body).
@@ -149,7 +152,7 @@ class WebhookEndpoint:
             try:
                 answer = receive(self.services, request)
             except _Disconnected:
-                answer = _reject(400, "malformed", "body shorter than its Content-Length")
+                answer = _reject(400, "disconnected", "body shorter than its Content-Length")
             except Exception:
                 log.exception("webhook request failed")
                 answer = Answer(500, json_error_body("internal error"))

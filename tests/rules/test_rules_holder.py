@@ -155,7 +155,7 @@ def test_an_older_edit_published_late_never_replaces_a_newer_one(tmp_path: Path)
     assert shared.in_force()[0] == "v3"  # type: ignore[index]
 
 
-def test_holders_publish_with_the_files_modification_time(rules_file: Path, tmp_path: Path) -> None:
+def test_holders_publish_with_the_files_change_time(rules_file: Path, tmp_path: Path) -> None:
     shared_dir = tmp_path / "instance"
     shared_dir.mkdir()
     fast = RulesHolder(rules_file.parent, shared=SharedRules(shared_dir))
