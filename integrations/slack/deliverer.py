@@ -37,7 +37,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
-from integrations.slack import threads
+from integrations.slack import marks, threads
 from integrations.slack.batches import KIND as BATCH_KIND
 from integrations.slack.batches import Batches, is_batched
 from integrations.slack.digest_messages import KINDS as DIGEST_KINDS
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "sla_bot_message"
 UPDATE_GIVE_UP = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 BROADCAST_KINDS = frozenset({"first_touch.warning", "first_touch.breach", "ladder", "reassigned"})
-SEARCH_BACK = 600.0  # seconds before the recorded attempt to search from (clock skew)
 ROOT_BUSY_RETRY = 1.0  # seconds: another message is starting this lead's thread here
 
 
@@ -285,25 +284,13 @@ class SlackDeliverer:
 
     def _search(self, progress: Mapping[str, Any], key: str) -> str | None:
         """The ts of a message carrying `key` in the conversation or thread, if there is one."""
-        channel = progress.get("channel")
-        if not channel:
-            return None  # posted by #name and never learnt its id: cannot look
-        oldest = f"{float(progress['posting']) - SEARCH_BACK:.6f}"
-        args = dict(channel=channel, oldest=oldest, limit=200, include_all_metadata=True)
-        if progress.get("thread_ts"):
-            try:
-                messages = self.client.conversations_replies(ts=progress["thread_ts"], **args)
-            except SlackApiError as exc:
-                if error_code(exc) == "thread_not_found":
-                    return None
-                raise
-        else:
-            messages = self.client.conversations_history(**args)
-        for message in messages.get("messages") or []:
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("key") == key:
-                return str(message["ts"])
-        return None
+        return marks.find_marked(
+            self.client,
+            channel=progress.get("channel"),
+            since=float(progress["posting"]),
+            match=marks.keyed(key),
+            thread_ts=progress.get("thread_ts"),
+        )
 
     def _posted(
         self,

@@ -21,8 +21,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from sqlalchemy.engine import Engine
 
-from integrations.slack import threads
-from integrations.slack.deliverer import EVENT_TYPE, SEARCH_BACK, correlation
+from integrations.slack import marks, threads
+from integrations.slack.deliverer import EVENT_TYPE, correlation
 from integrations.slack.digest_messages import render, title
 from integrations.slack.errors import classify
 from integrations.slack.ops import OpsReporter
@@ -159,26 +159,14 @@ class DigestSender:
 
     def _search(self, state: Mapping[str, Any], mark: str, *, thread: str | None) -> str | None:
         """The ts of our message (or of our file's message, in a thread) if already there."""
-        channel = state.get("channel")
-        if not channel:
-            return None
         since = state.get("uploading") if thread else state.get("posting")
-        oldest = f"{float(since or 0) - SEARCH_BACK:.6f}"
-        args = dict(channel=channel, oldest=oldest, limit=200, include_all_metadata=True)
-        if thread:
-            messages = self.client.conversations_replies(ts=thread, **args)
-        else:
-            messages = self.client.conversations_history(**args)
-        for message in messages.get("messages") or []:
-            if thread:
-                names = [f.get("name") for f in message.get("files") or []]
-                if _file_name(mark) in names:
-                    return str(message["files"][names.index(_file_name(mark))]["id"])
-                continue
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("key") == mark:
-                return str(message["ts"])
-        return None
+        return marks.find_marked(
+            self.client,
+            channel=state.get("channel"),
+            since=float(since or 0),
+            match=marks.file_named(_file_name(mark)) if thread else marks.keyed(mark),
+            thread_ts=thread,
+        )
 
     # --- the chart ----------
 
