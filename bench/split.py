@@ -6,13 +6,16 @@ the worker; under `sla-bot serve` it shares the machine with intake, so its CPU 
 how much intake a small machine sustains.
 
     python bench/split.py                      # SQLite (synchronous=FULL), 300 batches
-    python bench/split.py --batches 1000 --database-url postgresql+psycopg://postgres@127.0.0.1/test
+    python bench/split.py --database-url postgresql+psycopg://postgres@127.0.0.1/test
+
+On PostgreSQL it works in a schema of its own, dropped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -22,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from sla_bot.db import migrate  # noqa: E402
 from sla_bot.db.engine import make_engine  # noqa: E402
@@ -38,7 +44,18 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a temp SQLite file")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="sla-bot-split-"))
-    engine = make_engine(args.database_url or f"sqlite:///{workdir / 'split.db'}")
+    url = args.database_url or f"sqlite:///{workdir / 'split.db'}"
+    schema = None
+    if url.startswith("postgresql"):
+        schema = f"bench_split_{os.getpid()}"
+        with make_engine(url).begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = str(
+            make_url(url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    engine = make_engine(url)
     migrate.upgrade(engine)
     now = datetime.now(UTC)
     stamp = int(time.time()) % 100_000
@@ -68,6 +85,9 @@ def main() -> None:
         f"({done * EVENTS_PER_BATCH / wall:,.0f} events/s), one process"
     )
     engine.dispose()
+    if schema is not None:
+        with make_engine(args.database_url).begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -69,15 +69,20 @@ def mark_writeback(conn: Connection, portal_id: int, *, now: datetime) -> None:
     )
 
 
+_UPSERT_FACTS: dict[str, Any] = {}
+
+
 def _upsert_facts(conn: Connection, rows: list[dict[str, Any]]) -> None:
     from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(lead_outcomes)
-    columns = [c.name for c in lead_outcomes.c if c.name != "lead_id"]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["lead_id"], set_={c: stmt.excluded[c] for c in columns}
-    )
+    stmt = _UPSERT_FACTS.get(conn.dialect.name)
+    if stmt is None:  # built once per dialect: `excluded` builds a proxy of every column
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(lead_outcomes)
+        columns = [c.name for c in lead_outcomes.c if c.name != "lead_id"]
+        stmt = _UPSERT_FACTS[conn.dialect.name] = insert.on_conflict_do_update(
+            index_elements=["lead_id"], set_={c: insert.excluded[c] for c in columns}
+        )
     conn.execute(stmt, rows)
 
 
