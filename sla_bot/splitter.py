@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -38,16 +38,39 @@ class SplitResult:
     failed: int = 0
 
 
+# PostgreSQL: one array per column, unnested. One short statement whatever the row count, so
+# psycopg converts and the server plans it once; a multi-row VALUES statement of 1,300
+# parameters was converted anew for every batch (bench/split.py, docs/performance.md).
+_PG_COLUMNS = (
+    ("portal_id", "bigint"),
+    ("object_id", "bigint"),
+    ("subscription_type", "text"),
+    ("subscription_id", "bigint"),
+    ("event_id", "bigint"),
+    ("occurred_at_ms", "bigint"),
+    ("property_name", "text"),
+    ("property_value", "text"),
+    ("change_source", "text"),
+    ("attempt_number", "integer"),
+    ("batch_index", "integer"),
+    ("batch_id", "bigint"),
+    ("received_at", "timestamptz"),
+)
+_PG_INSERT = text(
+    f"INSERT INTO {webhook_events.name} ({', '.join(name for name, _ in _PG_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{n} AS {t}[])' for n, t in _PG_COLUMNS)}) "
+    "ON CONFLICT ON CONSTRAINT uq_webhook_events_dedupe DO NOTHING RETURNING id"
+)
+
+
 def _insert_ignore(conn: Connection, rows: list[dict[str, object]]) -> int:
     """Insert rows, skipping dedupe-key conflicts; return how many were new."""
     if not rows:
         return 0
     if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(webhook_events).on_conflict_do_nothing(
-            constraint="uq_webhook_events_dedupe"
-        )
-    else:
-        stmt = sqlite.insert(webhook_events).on_conflict_do_nothing()
+        columns = {name: [row[name] for row in rows] for name, _ in _PG_COLUMNS}
+        return len(conn.execute(_PG_INSERT, columns).all())
+    stmt = sqlite.insert(webhook_events).on_conflict_do_nothing()
     # executemany: SQLAlchemy compiles the statement once (cached) and sends the rows as
     # multi-row VALUES batches ("insertmanyvalues"). A statement built with .values(rows)
     # would be compiled anew for every batch: ~65% of the split's CPU. RETURNING yields only

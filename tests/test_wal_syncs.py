@@ -7,6 +7,7 @@ to record, for each sync, the last commit number when it began and when it ended
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -112,3 +113,37 @@ def test_a_commit_made_during_a_sync_is_not_counted_as_covered(
     assert shared.numbers() == (2, 1)
     shared.sync(during[0])
     assert shared.numbers() == (2, 2)
+
+
+def test_a_deleted_wal_syncs_the_database_and_frees_the_lock(tmp_path: Path) -> None:
+    """SQLite deletes the WAL when the last connection closes; the sync after that must
+    release the shared lock (it once closed the wrong descriptor and kept it: every later sync
+    in every process waited for ever)."""
+    database = tmp_path / "db.sqlite"
+    database.write_bytes(b"")
+    shared = WalSyncs(str(database))
+    shared.sync(shared.committed())  # no -wal file: syncs the database file
+    probe = os.open(shared.path, os.O_RDWR)
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: raises if still held
+    finally:
+        os.close(probe)
+    assert shared.numbers() == (1, 1)
+
+
+def test_a_holder_that_never_lets_go_cannot_stall_a_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "db.sqlite"
+    Path(f"{database}-wal").write_bytes(b"frames")
+    shared = WalSyncs(str(database))
+    shared.ready()
+    stuck = os.open(shared.path, os.O_RDWR)  # another process, stopped while holding the lock
+    fcntl.flock(stuck, fcntl.LOCK_EX)
+    monkeypatch.setattr(walsync, "LOCK_WAIT", 0.2)
+    try:
+        started = time.monotonic()
+        shared.sync(shared.committed())  # syncs alone once the wait is up
+        assert time.monotonic() - started < 5
+    finally:
+        os.close(stuck)

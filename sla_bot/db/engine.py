@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -150,8 +151,12 @@ def writer_locks(engine: Engine, *, background: bool = False) -> Iterator[None]:
             _lock_within(writer, engine.__dict__.get("_sla_bot_busy_timeout_s", 0.8))
         yield
     finally:
-        os.close(writer)  # closing releases the locks
-        os.close(intent)
+        # Unlocked explicitly, not only by closing: a process forked meanwhile holds a copy of
+        # the descriptors, which would otherwise keep the locks for as long as it lives.
+        for fd in (writer, intent):
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 BACKGROUND_MAX_YIELD = 2.0

@@ -20,12 +20,26 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from sla_bot.rules.loader import Source
 
 IN_FORCE = "rules-in-force.json"
+
+
+def _lock_within(fd: int, seconds: float) -> bool:
+    """Take an exclusive file lock, polling, for at most `seconds`; never wait without end."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
 
 
 class SharedRules:
@@ -41,7 +55,8 @@ class SharedRules:
         except OSError:  # the directory is gone (the instance is stopping): nothing to share
             return False
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # compare and replace as one step
+            if not _lock_within(lock, 2.0):  # compare and replace as one step
+                return False  # best effort: the next reload publishes again
             current = self._read()
             if current is not None and current.get("version") == version:
                 return True
@@ -55,6 +70,8 @@ class SharedRules:
         except OSError:
             return False
         finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(lock, fcntl.LOCK_UN)  # explicit: a forked copy of the fd may live on
             os.close(lock)
 
     def _read(self) -> dict[str, object] | None:
