@@ -78,17 +78,23 @@ def _insert_ignore(conn: Connection, rows: list[dict[str, object]]) -> int:
     return len(conn.execute(stmt.returning(webhook_events.c.id), rows).all())
 
 
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL (a signed body may carry "\u0000"): U+FFFD instead, on
+    every database alike so the dedupe key is the same; the raw body keeps the original."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
 def _row(ev: WebhookEvent, batch_id: int, received_at: datetime) -> dict[str, object]:
     return {
         "portal_id": ev.portal_id,
         "object_id": ev.object_id,
-        "subscription_type": ev.subscription_type,
+        "subscription_type": _text(ev.subscription_type),
         "subscription_id": ev.subscription_id,
         "event_id": ev.event_id,
         "occurred_at_ms": ev.occurred_at_ms,
-        "property_name": ev.property_name,
-        "property_value": ev.property_value,
-        "change_source": ev.change_source,
+        "property_name": _text(ev.property_name),
+        "property_value": _text(ev.property_value),
+        "change_source": _text(ev.change_source),
         "attempt_number": ev.attempt_number,
         "batch_index": ev.batch_index,
         "batch_id": batch_id,

@@ -206,6 +206,37 @@ def test_a_long_change_source_keeps_the_batch(
     assert _count(engine, dead_letters) == 0
 
 
+def test_nul_characters_in_event_text_do_not_stop_the_split(
+    client: Any, engine: Engine, clock: FrozenClock
+) -> None:
+    """PostgreSQL text cannot hold NUL; a signed body may still carry "\u0000" (the fuzz test
+    found it). The rows get U+FFFD, on both databases; the raw body keeps the NUL."""
+    body = batch(
+        [
+            event(
+                1, kind="contact.propertyChange", propertyName="a\u0000b", propertyValue="x\u0000"
+            ),
+            event(2, changeSource="CRM\u0000"),
+        ]
+    )
+    assert (
+        client.post(URL, data=body, headers=signed_headers(body, now=clock.now())).status_code
+        == 200
+    )
+    result = split_pending(engine, now=clock.now())
+    assert (result.new, result.failed) == (2, 0)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                webhook_events.c.property_name,
+                webhook_events.c.property_value,
+                webhook_events.c.change_source,
+            ).order_by(webhook_events.c.batch_index)
+        ).all()
+    assert [tuple(r) for r in rows] == [("a\ufffdb", "x\ufffd", "CRM"), ("", None, "CRM\ufffd")]
+    assert _count(engine, dead_letters) == 0
+
+
 def _refuse_on_insert(engine: Engine, value: str) -> None:
     """A constraint the database enforces and intake does not know: any refusal will do."""
     with engine.begin() as conn:

@@ -131,7 +131,9 @@ class Demo:
         self.say("sla-bot demo: the real service with a fake HubSpot and a fake Slack,")
         self.say("all on 127.0.0.1 and in a temporary directory. Ctrl-C stops everything.")
         previous = signal.signal(signal.SIGTERM, _raise_stop)
-        interrupt = signal.getsignal(signal.SIGINT)
+        # Ctrl-C is how the demo is stopped, even when it was started with SIGINT ignored (as
+        # a shell does for a command run in the background `&`): Python then leaves it ignored.
+        interrupt = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             with contextlib.ExitStack() as stack:
                 try:
