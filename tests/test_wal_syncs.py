@@ -19,13 +19,17 @@ from sla_bot.db import walsync
 from sla_bot.db.walsync import WalSyncs
 
 
+def _syncs_with_a_wal(tmp_path: Path) -> WalSyncs:
+    database = tmp_path / "db.sqlite"
+    Path(f"{database}-wal").write_bytes(b"frames")
+    return WalSyncs(str(database))
+
+
 @pytest.fixture
 def syncs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[WalSyncs, list[tuple[int, float, float]]]:
-    database = tmp_path / "db.sqlite"
-    Path(f"{database}-wal").write_bytes(b"frames")
-    shared = WalSyncs(str(database))
+    shared = _syncs_with_a_wal(tmp_path)
     done: list[tuple[int, float, float]] = []  # (last commit number at start, start, end)
     real = os.fdatasync
 
@@ -97,9 +101,7 @@ def test_processes_share_the_counters(syncs, tmp_path: Path) -> None:  # type: i
 def test_a_commit_made_during_a_sync_is_not_counted_as_covered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database = tmp_path / "db.sqlite"
-    Path(f"{database}-wal").write_bytes(b"frames")
-    shared = WalSyncs(str(database))
+    shared = _syncs_with_a_wal(tmp_path)
     during: list[int] = []
     real = os.fdatasync
 
@@ -134,9 +136,7 @@ def test_a_deleted_wal_syncs_the_database_and_frees_the_lock(tmp_path: Path) -> 
 def test_a_holder_that_never_lets_go_cannot_stall_a_sync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database = tmp_path / "db.sqlite"
-    Path(f"{database}-wal").write_bytes(b"frames")
-    shared = WalSyncs(str(database))
+    shared = _syncs_with_a_wal(tmp_path)
     shared.ready()
     stuck = os.open(shared.path, os.O_RDWR)  # another process, stopped while holding the lock
     fcntl.flock(stuck, fcntl.LOCK_EX)

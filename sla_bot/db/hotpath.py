@@ -61,9 +61,8 @@ class HotWriter:
         self._local = threading.local()
         path = sqlite_file(engine)
         full = engine.__dict__.get("_sla_bot_synchronous", "FULL") == "FULL"
-        self.wal = f"{path}-wal" if path and full else None
         self.syncs = WalSyncs.of(path) if path and full else None
-        self._wal_lock = threading.Lock()
+        self._held_lock = threading.Lock()
         self._held: list[tuple[int, Any]] = []  # (pid, fairy) of every thread, for close()
 
     @classmethod
@@ -77,7 +76,7 @@ class HotWriter:
     def close(self) -> None:
         """Close every thread's connection (with `engine.dispose()`): held connections are
         outside the pool, so disposing it would not reach them."""
-        with self._wal_lock:
+        with self._held_lock:
             held, self._held = self._held, []
         for pid, fairy in held:
             if pid == os.getpid():
@@ -91,14 +90,14 @@ class HotWriter:
         if held is not None and held[0] == os.getpid():
             return held[2], False
         fairy = self.engine.raw_connection()  # pragmas and settings applied by the pool
-        if self.wal is not None:
+        if self.syncs is not None:
             fairy.dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # WalSyncs syncs
         if not self.sqlite:
             # One statement is its own transaction, committed (WAL flushed) before the answer:
             # no BEGIN and COMMIT round trips. This connection never goes back to the pool.
             fairy.dbapi_connection.autocommit = True
         self._local.held = (os.getpid(), fairy, fairy.dbapi_connection)
-        with self._wal_lock:
+        with self._held_lock:
             self._held.append((os.getpid(), fairy))
         return fairy.dbapi_connection, True
 
@@ -106,7 +105,7 @@ class HotWriter:
         held = getattr(self._local, "held", None)
         self._local.held = None
         if held is not None and held[0] == os.getpid():
-            with self._wal_lock:
+            with self._held_lock:
                 self._held = [h for h in self._held if h[1] is not held[1]]
             with contextlib.suppress(Exception):  # already broken; a new one comes next time
                 held[1].invalidate()
