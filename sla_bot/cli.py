@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -231,10 +230,10 @@ def run_worker(settings: Any, clock: Any = None) -> int:
     metrics_store.buffer_in_this_process()  # the worker's counts go to the database
     services = build_services(settings, worker=True, clock=clock)
     from sla_bot import worker
+    from sla_bot.shutdown import stop_on_signals
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop_on_signals(stop)
     worker.run(services, stop)
     return 0
 

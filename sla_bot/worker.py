@@ -145,3 +145,4 @@ def run(services: Services, stop: threading.Event) -> None:
     stop.wait()
     log.info("worker stopping: waiting for running jobs")
     scheduler.shutdown(wait=True)
+    log.info("worker stopped")

@@ -43,6 +43,7 @@ if not (CHROMIUM and CHROMEDRIVER):
 from selenium.common.exceptions import (  # noqa: E402
     NoSuchElementException,
     StaleElementReferenceException,
+    WebDriverException,
 )
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
@@ -72,17 +73,44 @@ def eventually(check: Callable[[], Any], timeout: float, what: str, driver: Any)
     raise AssertionError(f"timed out waiting for {what}; the page says:\n{text}")
 
 
+# One script reads an element's text: the page reloads itself every 3 s, and a find followed by a
+# separate read can straddle a reload (Chromium then answers "stale element" or "Node with given
+# id does not belong to the document").
+_TEXT_AT = """
+const node = document.evaluate(arguments[0], document, null,
+    XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;
+return node === null ? null : node.innerText;
+"""
+
+
+def _text_at(browser: Any, xpath: str) -> str:
+    text = browser.execute_script(_TEXT_AT, xpath)
+    if text is None:
+        raise NoSuchElementException(f"nothing at {xpath}")
+    return str(text)
+
+
+def _conv_xpath(person: str) -> str:
+    return f"//div[@class='conv'][h3[contains(., '{person}')]]"
+
+
 def _conv(browser: Any, person: str) -> Any:
-    return browser.find_element(By.XPATH, f"//div[@class='conv'][h3[contains(., '{person}')]]")
+    return browser.find_element(By.XPATH, _conv_xpath(person))
 
 
 def _shows(browser: Any, person: str, text: str) -> Callable[[], bool]:
-    return lambda: text in _conv(browser, person).text
+    return lambda: text in _text_at(browser, _conv_xpath(person))
 
 
 def _lead_cell(browser: Any, contact: int, cell: int) -> str:
-    row = browser.find_element(By.CSS_SELECTOR, f"tr.lead[data-contact='{contact}']")
-    return str(row.find_elements(By.TAG_NAME, "td")[cell].text)
+    return _text_at(browser, f"//tr[@class='lead'][@data-contact='{contact}']/td[{cell + 1}]")
+
+
+def _detached(exc: WebDriverException) -> bool:
+    """An element lost to the page's own reload: worth another try, unlike any other error."""
+    if isinstance(exc, (NoSuchElementException, StaleElementReferenceException)):
+        return True
+    return "does not belong to the document" in (exc.msg or "")
 
 
 def until_done(
@@ -113,8 +141,9 @@ def until_done(
                         assert label in browser.find_element(By.ID, "modal").text
                         fill(form)
                         form.find_element(By.ID, "modal-submit").click()
-        except (NoSuchElementException, StaleElementReferenceException):
-            pass
+        except WebDriverException as exc:
+            if not _detached(exc):
+                raise
         if _wait(done, 8):
             return
     eventually(done, 1, f"{label} by {person} to take effect", browser)
@@ -125,7 +154,9 @@ def _wait(check: Callable[[], Any], seconds: float) -> Any:
     while time.monotonic() < deadline:
         try:
             found = check()
-        except (NoSuchElementException, StaleElementReferenceException):
+        except WebDriverException as exc:
+            if not _detached(exc):
+                raise
             found = None
         if found:
             return found
