@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from sla_bot.db.types import BigId, UTCDateTime
+from sla_bot.db.types import BigId, StoredBody, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -44,7 +44,7 @@ webhook_batches = Table(
     Column("source", String(16), nullable=False),  # "webhooks_api" | "workflow"
     Column("signature_version", String(8), nullable=False),  # v1 | v2 | v3 | none
     Column("portal_hint", BigInteger, nullable=True),  # ?portalId= for workflow payloads
-    Column("body", LargeBinary, nullable=False),  # raw bytes exactly as signed
+    Column("body", StoredBody, nullable=False),  # raw bytes exactly as signed (compressed)
     Column("processed_at", UTCDateTime, nullable=True),
     Column("events_total", Integer, nullable=True),
     Column("events_new", Integer, nullable=True),
