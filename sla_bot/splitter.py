@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, select, text, update
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from integrations.hubspot.payloads import PayloadError, WebhookEvent, parse
 from sla_bot import metrics
@@ -63,6 +62,15 @@ _PG_INSERT = text(
 )
 
 
+# SQLite: one executemany of one statement on the DBAPI cursor, inside the SQLAlchemy
+# transaction. Through SQLAlchemy, processing each row's parameters was ~40% of a split's CPU
+# (py-spy, bench/split.py), and the split holds the one writer lock webhooks wait for.
+_SQLITE_INSERT = (
+    f"INSERT INTO {webhook_events.name} ({', '.join(name for name, _ in _PG_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _PG_COLUMNS)}) ON CONFLICT DO NOTHING"
+)
+
+
 def _insert_ignore(conn: Connection, rows: list[dict[str, object]]) -> int:
     """Insert rows, skipping dedupe-key conflicts; return how many were new."""
     if not rows:
@@ -70,12 +78,33 @@ def _insert_ignore(conn: Connection, rows: list[dict[str, object]]) -> int:
     if conn.dialect.name == "postgresql":
         columns = {name: [row[name] for row in rows] for name, _ in _PG_COLUMNS}
         return len(conn.execute(_PG_INSERT, columns).all())
-    stmt = sqlite.insert(webhook_events).on_conflict_do_nothing()
-    # executemany: SQLAlchemy compiles the statement once (cached) and sends the rows as
-    # multi-row VALUES batches ("insertmanyvalues"). A statement built with .values(rows)
-    # would be compiled anew for every batch: ~65% of the split's CPU. RETURNING yields only
-    # the rows that were really inserted.
-    return len(conn.execute(stmt.returning(webhook_events.c.id), rows).all())
+    # Every value is an int or a str as SQLite stores it, except received_at, which goes
+    # through its column type (the same for every row of a batch, so converted once).
+    stamp = webhook_events.c.received_at.type.bind_processor(conn.dialect)
+    received = {row["received_at"] for row in rows}
+    stored = {at: stamp(at) if stamp else at for at in received}
+    names = [name for name, _ in _PG_COLUMNS]
+    values = [
+        tuple(stored[row[n]] if n == "received_at" else row[n] for n in names) for row in rows
+    ]
+    raw = conn.connection.driver_connection
+    before = raw.total_changes  # counts inserted rows only: conflicts skipped change nothing
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(_SQLITE_INSERT, values)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # As SQLAlchemy would raise it (parameters hidden), for split_pending's handling.
+        raise DBAPIError.instance(
+            _SQLITE_INSERT,
+            None,
+            exc,
+            conn.dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            dialect=conn.dialect,
+        ) from exc
+    finally:
+        cursor.close()
+    return int(raw.total_changes - before)
 
 
 def _text(value: str | None) -> str | None:
