@@ -22,6 +22,7 @@ from integrations.hubspot.payloads import PayloadError, WebhookEvent, parse
 from sla_bot import metrics
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import webhook_batches, webhook_events
+from sla_bot.db.types import without_nul
 from sla_bot.intake import store_dead_letter
 from sla_bot.logs import db_error
 
@@ -107,23 +108,17 @@ def _insert_ignore(conn: Connection, rows: list[dict[str, object]]) -> int:
     return int(raw.total_changes - before)
 
 
-def _text(value: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL (a signed body may carry "\u0000"): U+FFFD instead, on
-    every database alike so the dedupe key is the same; the raw body keeps the original."""
-    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
-
-
 def _row(ev: WebhookEvent, batch_id: int, received_at: datetime) -> dict[str, object]:
     return {
         "portal_id": ev.portal_id,
         "object_id": ev.object_id,
-        "subscription_type": _text(ev.subscription_type),
+        "subscription_type": without_nul(ev.subscription_type),
         "subscription_id": ev.subscription_id,
         "event_id": ev.event_id,
         "occurred_at_ms": ev.occurred_at_ms,
-        "property_name": _text(ev.property_name),
-        "property_value": _text(ev.property_value),
-        "change_source": _text(ev.change_source),
+        "property_name": without_nul(ev.property_name),
+        "property_value": without_nul(ev.property_value),
+        "change_source": without_nul(ev.change_source),
         "attempt_number": ev.attempt_number,
         "batch_index": ev.batch_index,
         "batch_id": batch_id,

@@ -237,6 +237,19 @@ def test_nul_characters_in_event_text_do_not_stop_the_split(
     assert _count(engine, dead_letters) == 0
 
 
+def test_a_refusal_quoting_a_nul_is_still_dead_lettered(
+    client: Any, engine: Engine, clock: FrozenClock
+) -> None:
+    """The 400's reason names where the body is wrong, by its JSON keys, which may carry NUL:
+    the dead letter is still kept (its reason with U+FFFD), on PostgreSQL too."""
+    body = b'[{"n\\u0000": 123456789012345678901234567890}]'
+    response = client.post(URL, data=body, headers=signed_headers(body, now=clock.now()))
+    assert response.status_code == 400
+    with engine.connect() as conn:
+        reason, kept = conn.execute(select(dead_letters.c.reason, dead_letters.c.body)).one()
+    assert "n\ufffd" in reason and "64-bit" in reason and kept == body
+
+
 def _refuse_on_insert(engine: Engine, value: str) -> None:
     """A constraint the database enforces and intake does not know: any refusal will do."""
     with engine.begin() as conn:

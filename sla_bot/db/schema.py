@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from sla_bot.db.types import BigId, StoredBody, UTCDateTime
+from sla_bot.db.types import BigId, NulFreeString, NulFreeText, StoredBody, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -49,7 +49,7 @@ webhook_batches = Table(
     Column("events_total", Integer, nullable=True),
     Column("events_new", Integer, nullable=True),
     Column("events_duplicate", Integer, nullable=True),
-    Column("error", Text, nullable=True),
+    Column("error", NulFreeText, nullable=True),
     # sha256 of `body` (migration 0010): a replayed body stores nothing new. NULL only on rows
     # whose body repeats an earlier row's from before the migration.
     Column("body_sha256", String(64), nullable=True),
@@ -68,13 +68,13 @@ webhook_events = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("portal_id", BigInteger, nullable=False),
     Column("object_id", BigInteger, nullable=False),
-    Column("subscription_type", String(64), nullable=False),
+    Column("subscription_type", NulFreeString(64), nullable=False),
     Column("subscription_id", BigInteger, nullable=False),
     Column("event_id", BigInteger, nullable=False),
     Column("occurred_at_ms", BigInteger, nullable=False),
-    Column("property_name", String(255), nullable=False, server_default=""),
-    Column("property_value", Text, nullable=True),
-    Column("change_source", String(64), nullable=True),
+    Column("property_name", NulFreeString(255), nullable=False, server_default=""),
+    Column("property_value", NulFreeText, nullable=True),
+    Column("change_source", NulFreeString(64), nullable=True),
     Column("attempt_number", Integer, nullable=False, server_default="0"),
     Column("batch_index", Integer, nullable=False),  # position in the raw batch body
     Column("batch_id", BigId, ForeignKey("webhook_batches.id"), nullable=False),
@@ -122,8 +122,8 @@ dead_letters = Table(
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("times_seen", Integer, nullable=False, server_default="1"),
     Column("source", String(32), nullable=False),  # hubspot_webhook | hubspot_batch
-    Column("reason", Text, nullable=False),
-    Column("content_type", String(255), nullable=True),
+    Column("reason", NulFreeText, nullable=False),
+    Column("content_type", NulFreeString(255), nullable=True),
     Column("signature_version", String(8), nullable=True),
     Column("body", LargeBinary, nullable=False),
     Column("body_sha256", String(64), nullable=False, unique=True),
@@ -145,7 +145,7 @@ leads = Table(
     Column("policy_hash", String(32), nullable=True),
     Column("policy_snapshot", Text, nullable=True),  # JSON, frozen when the clock started
     Column("rules_version", String(32), nullable=True),
-    Column("owner_id", String(64), nullable=True),
+    Column("owner_id", NulFreeString(64), nullable=True),
     Column("owner_assigned_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=True),  # contact createdate
     Column("clock_started_at", UTCDateTime, nullable=True),
@@ -209,7 +209,7 @@ outbox = Table(
     Column("next_attempt_at", UTCDateTime, nullable=True),
     Column("sent_at", UTCDateTime, nullable=True),
     Column("result", Text, nullable=True),  # JSON: e.g. Slack channel + ts, HubSpot object id
-    Column("error", Text, nullable=True),
+    Column("error", NulFreeText, nullable=True),
 )
 Index(
     "ix_outbox_pending",
@@ -312,12 +312,12 @@ hubspot_portals = Table(
     Column("auth", String(16), nullable=False),  # oauth | private_app
     Column("status", String(16), nullable=False),  # active | revoked | removed
     Column("app_id", BigInteger, nullable=True),
-    Column("hub_domain", String(255), nullable=True),
+    Column("hub_domain", NulFreeString(255), nullable=True),
     Column("scopes", Text, nullable=True),  # space-separated, as granted
     Column("refresh_token", Text, nullable=True),  # Fernet ciphertext, never plaintext
     Column("access_token", Text, nullable=True),  # Fernet ciphertext
     Column("access_expires_at", UTCDateTime, nullable=True),
-    Column("token_error", Text, nullable=True),  # the last refresh/auth failure, no secrets
+    Column("token_error", NulFreeText, nullable=True),  # the last refresh/auth failure, no secrets
     Column("paused_until", UTCDateTime, nullable=True),  # HubSpot's daily limit was reached
     Column("installed_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -354,18 +354,19 @@ lead_outcomes = Table(
     Column("lead_id", BigId, ForeignKey("leads.id"), primary_key=True, autoincrement=False),
     Column("portal_id", BigInteger, nullable=False),
     Column("object_id", BigInteger, nullable=False),
-    Column("name", String(255), nullable=True),  # the contact's name (CRM text: escape it)
+    Column("name", NulFreeString(255), nullable=True),  # the contact's name (CRM text: escape it)
     Column("policy", String(128), nullable=False),
-    Column("team", String(128), nullable=True),
-    Column("owner_id", String(64), nullable=True),  # the rep accountable for the first touch
-    Column("owner_name", String(255), nullable=True),
-    Column("source", String(64), nullable=True),  # hs_analytics_source
-    Column("latest_source", String(64), nullable=True),  # hs_latest_source
-    Column("campaign", String(255), nullable=True),  # first of SLA_BOT_CAMPAIGN_PROPERTIES set
+    Column("team", NulFreeString(128), nullable=True),
+    Column("owner_id", NulFreeString(64), nullable=True),  # the rep accountable for the first touch
+    Column("owner_name", NulFreeString(255), nullable=True),
+    Column("source", NulFreeString(64), nullable=True),  # hs_analytics_source
+    Column("latest_source", NulFreeString(64), nullable=True),  # hs_latest_source
+    # The first of SLA_BOT_CAMPAIGN_PROPERTIES set.
+    Column("campaign", NulFreeString(255), nullable=True),
     Column("started_at", UTCDateTime, nullable=False),  # the first-touch clock started
     Column("due_at", UTCDateTime, nullable=True),  # the first-touch deadline (held time skipped)
     Column("first_touch_at", UTCDateTime, nullable=True),
-    Column("first_touch_owner_id", String(64), nullable=True),  # who owned the lead then
+    Column("first_touch_owner_id", NulFreeString(64), nullable=True),  # who owned the lead then
     Column("business_seconds", Integer, nullable=True),  # clock start -> first touch, open time
     Column("wall_seconds", Integer, nullable=True),  # clock start -> first touch, real time
     Column("result", String(16), nullable=True),  # met | breached | NULL (not decided yet)
@@ -379,7 +380,7 @@ lead_outcomes = Table(
     Column("gap_misses", Integer, nullable=False, server_default="0"),  # cadence nudges sent
     Column("min_touches", Integer, nullable=False, server_default="1"),
     Column("outcome", String(16), nullable=False, server_default="open"),
-    Column("outcome_reason", String(255), nullable=True),
+    Column("outcome_reason", NulFreeString(255), nullable=True),
     Column("outcome_at", UTCDateTime, nullable=True),
     Column("touches_before_outcome", Integer, nullable=True),
     Column("premature_dq", Integer, nullable=False, server_default="0"),
@@ -416,9 +417,9 @@ lead_outcome_events = Table(
     Column("object_id", BigInteger, nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("kind", String(32), nullable=False),
-    Column("key", String(160), nullable=False),
-    Column("owner_id", String(64), nullable=True),
-    Column("detail", String(255), nullable=True),
+    Column("key", NulFreeString(160), nullable=False),
+    Column("owner_id", NulFreeString(64), nullable=True),
+    Column("detail", NulFreeString(255), nullable=True),
     UniqueConstraint("lead_id", "key", name="uq_lead_outcome_events_lead_id_key"),
 )
 

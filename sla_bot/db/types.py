@@ -6,7 +6,7 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary
+from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -64,3 +64,38 @@ class StoredBody(TypeDecorator[bytes]):
         if value.startswith(self.ZLIB_MARK):
             return zlib.decompress(value[len(self.ZLIB_MARK) :])
         return value
+
+
+def without_nul(value: Any) -> Any:
+    """A string with NUL as U+FFFD (anything else as it is): what PostgreSQL text can hold."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
+class NulFreeString(TypeDecorator[str]):
+    """A string column for text from outside (CRM values, error messages quoting a body): NUL
+    is stored as U+FFFD.
+
+    HubSpot passes "\\u0000" through in property values and JSON keys, and PostgreSQL text
+    cannot hold NUL: one such value would fail every write of its lead, or a dead letter's
+    INSERT. Replaced on every database alike, so SQLite and PostgreSQL store the same. JSON
+    columns escape NUL themselves; the splitter's raw INSERTs, which bypass column types, do
+    the same replacement.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return without_nul(value)
+
+
+class NulFreeText(TypeDecorator[str]):
+    """`NulFreeString` for unbounded text (TEXT on PostgreSQL)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return without_nul(value)

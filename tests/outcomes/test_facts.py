@@ -103,3 +103,17 @@ def test_premature_disqualification_and_deletion_are_outcomes(
     got = counters(engine)
     assert got[(OUTCOMES, (("outcome", "disqualified"), ("policy", "inbound_demo")))] == 1
     assert got[(OUTCOMES, (("outcome", "deleted"), ("policy", "inbound_demo")))] == 1
+
+
+def test_nul_characters_in_crm_text_are_stored_as_replacement_characters(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    """PostgreSQL text cannot hold NUL; a contact whose CRM text carries one (HubSpot passes
+    "\\u0000" through) must still become a lead with its facts, on every database alike."""
+    h = Harness(engine, clock)
+    props = {**PROPS, "firstname": "Da\x00na", "hs_analytics_source": "PAID\x00SEARCH"}
+    props["hubspot_owner_id"] = "10\x0001"
+    h.webhook(contact(1, props))
+    h.at(T0)
+    f = facts(engine, 1)
+    assert (f["name"], f["source"], f["outcome"]) == ("Da\ufffdna", "PAID\ufffdSEARCH", "open")
