@@ -254,6 +254,23 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_downgrade(args: argparse.Namespace) -> int:
+    settings = settings_from_env()
+    start_logging(settings, notes=False)
+    require_database(settings)
+    from sla_bot.config import redact_url
+    from sla_bot.db import migrate
+    from sla_bot.db.engine import make_engine
+
+    engine = make_engine(settings.database_url, busy_timeout_ms=5000)
+    migrate.downgrade(engine, args.revision)
+    print(
+        f"database {redact_url(settings.database_url)} at revision "
+        f"{migrate.current_revision(engine)}"
+    )
+    return 0
+
+
 def cmd_db_current(args: argparse.Namespace) -> int:
     settings = settings_from_env()
     from sla_bot.db import migrate
@@ -373,6 +390,16 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_db_upgrade,
     )
     up.add_argument("revision", nargs="?", default="head")
+    down = _command(
+        db,
+        "downgrade",
+        "take the schema back to REVISION (before running an older release)",
+        "Take DATABASE_URL's schema back to REVISION, converting data the older release could "
+        "not read (e.g. 0014: webhook bodies written back uncompressed). Stop every process "
+        "first; run it with the newer release, which knows how to undo its own migrations.",
+        cmd_db_downgrade,
+    )
+    down.add_argument("revision")
     _command(
         db,
         "current",

@@ -27,9 +27,10 @@ def stop_on_signals(
     wanted = frozenset(int(sig) for sig in signals)
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
+    # The pipe first: a signal landing between the two would otherwise be handled and lost.
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
     for sig in wanted:
         signal.signal(sig, _note_only)
-    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
     threading.Thread(
         target=_set_when_signalled,
         args=(read_end, wanted, stop),

@@ -81,7 +81,9 @@ def _insert_ignore(conn: Connection, rows: list[dict[str, object]]) -> int:
         return len(conn.execute(_PG_INSERT, columns).all())
     # Every value is an int or a str as SQLite stores it, except received_at, which goes
     # through its column type (the same for every row of a batch, so converted once).
-    stamp = webhook_events.c.received_at.type.bind_processor(conn.dialect)
+    stamp = webhook_events.c.received_at.type.dialect_impl(conn.dialect).bind_processor(
+        conn.dialect
+    )
     received = {row["received_at"] for row in rows}
     stored = {at: stamp(at) if stamp else at for at in received}
     names = [name for name, _ in _PG_COLUMNS]
@@ -89,7 +91,6 @@ def _insert_ignore(conn: Connection, rows: list[dict[str, object]]) -> int:
         tuple(stored[row[n]] if n == "received_at" else row[n] for n in names) for row in rows
     ]
     raw = conn.connection.driver_connection
-    before = raw.total_changes  # counts inserted rows only: conflicts skipped change nothing
     cursor = raw.cursor()
     try:
         cursor.executemany(_SQLITE_INSERT, values)
@@ -103,9 +104,11 @@ def _insert_ignore(conn: Connection, rows: list[dict[str, object]]) -> int:
             hide_parameters=True,
             dialect=conn.dialect,
         ) from exc
+    else:
+        # The rows each execution changed, summed: a conflict skipped changes nothing.
+        return int(cursor.rowcount)
     finally:
         cursor.close()
-    return int(raw.total_changes - before)
 
 
 def _row(ev: WebhookEvent, batch_id: int, received_at: datetime) -> dict[str, object]:

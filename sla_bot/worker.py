@@ -25,9 +25,10 @@ METRICS_INTERVAL = 5.0  # heartbeat and buffered counters; alerts allow several 
 DIGESTS_INTERVAL = 30.0  # a digest due at 08:30 is enqueued by 08:30:30
 
 
-def split_once(services: Services) -> None:
-    """Split every pending batch (in chunks) so a backlog drains within one tick."""
-    while True:
+def split_once(services: Services, stop: threading.Event | None = None) -> None:
+    """Split every pending batch (in chunks) so a backlog drains within one tick; a shutdown
+    (`stop`) ends it between chunks."""
+    while stop is None or not stop.is_set():
         result = split_pending(services.engine, now=services.clock.now())
         if result.batches:
             log.info(
@@ -112,7 +113,7 @@ def jobs(
         return referenced_properties(ruleset, services.settings.attribution.properties)
 
     return [
-        ("split-webhook-batches", lambda: split_once(services), min(interval, 0.5)),
+        ("split-webhook-batches", lambda: split_once(services, stop), min(interval, 0.5)),
         ("reload-rules", lambda: reload_rules(services), 2.0),
         ("checkpoint-sqlite-wal", lambda: checkpoint_wal(services), 1.0),
         ("report-metrics", lambda: report_metrics(services, beat), METRICS_INTERVAL),
@@ -120,7 +121,7 @@ def jobs(
         *pruning,
         # HubSpot write-back delivery + reconciliation (sla_bot.reconcile); none without a token.
         *hubspot_jobs(services, properties=properties, client=client),
-        *engine_jobs(services, metrics_store.Counted(slack_deliverer(services)), client),
+        *engine_jobs(services, metrics_store.Counted(slack_deliverer(services)), client, stop),
     ]
 
 

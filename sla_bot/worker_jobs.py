@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -25,10 +26,12 @@ def hubspot_clients(services: Services) -> Any:
 
 
 def engine_jobs(
-    services: Services, deliverer: Any, client: Any = None
+    services: Services, deliverer: Any, client: Any = None, stop: threading.Event | None = None
 ) -> list[tuple[str, Callable[[], None], float]]:
     """(name, callable, seconds) for the engine; `client`: PortalClients, a HubSpotClient or
-    None."""
+    None. Jobs that drain a backlog in several passes stop between passes once `stop` is set,
+    so a shutdown waits for one pass, not for the whole backlog."""
+    stopping = stop.is_set if stop is not None else (lambda: False)
     interval = services.settings.worker_interval_seconds
     fetcher = None
     if client is not None:
@@ -44,7 +47,7 @@ def engine_jobs(
         if services.rules is None:
             return
         loaded = services.rules.current()
-        while True:
+        while not stopping():
             got = apply_pending(
                 services.engine, loaded, now=services.clock.now(), fetching=fetcher is not None
             )
@@ -62,6 +65,7 @@ def engine_jobs(
                 services.rules.current(),
                 now=services.clock.now(),
                 attribution=services.settings.attribution,
+                stopping=stopping,
             )
 
     def deliver() -> None:

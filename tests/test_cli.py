@@ -56,6 +56,16 @@ def test_db_upgrade_then_current(tmp_path: Path) -> None:
     assert current.returncode == 0 and "head" in current.stdout
 
 
+def test_db_downgrade_then_an_old_revision_is_not_current(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    assert run("db", "upgrade", env=env).returncode == 0
+    down = run("db", "downgrade", "0014", env=env)
+    assert down.returncode == 0 and "at revision 0014" in down.stdout, down.stderr
+    current = run("db", "current", env=env)
+    assert current.returncode == 1 and "current: 0014" in current.stdout
+    assert run("worker", env=env, cwd=ROOT).returncode == 2  # not its revision: refused
+
+
 def test_worker_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     result = run("worker", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}, cwd=ROOT)
     assert result.returncode == 2

@@ -184,3 +184,34 @@ def _store_body(engine: Engine, body: bytes) -> int:
     return store_batch(
         engine, body=body, source="webhooks_api", signature_version="v3", received_at=NOW
     )
+
+
+def test_timestamps_written_outside_sqlalchemy_compare_equal(engine: Engine) -> None:
+    """The webhook's INSERT and the splitter's run on the DBAPI connection; their timestamps
+    must be stored as SQLAlchemy stores them (on SQLite, text with microseconds even when
+    there are none), or `received_at == t` misses rows and `< t` takes them."""
+    _store(engine, [event(1), event(2)])
+    split_pending(engine, now=NOW)
+    with engine.connect() as conn:
+        for table in (webhook_batches, webhook_events):
+            at = table.c.received_at
+            count = select(func.count()).select_from(table)
+            assert conn.execute(count.where(at == NOW)).scalar_one() > 0, table.name
+            assert conn.execute(count.where(at < NOW)).scalar_one() == 0, table.name
+
+
+def test_downgrade_below_0015_writes_compressed_bodies_back_as_received(db_url: str) -> None:
+    """Code older than 0015 reads bodies as JSON: a downgrade leaves none compressed."""
+    eng = make_engine(db_url)
+    try:
+        migrate.upgrade(eng)
+        body = batch([event(i, object_id=i + 1) for i in range(50)])
+        _store_body(eng, body)
+        migrate.downgrade(eng, "0014")
+        with eng.connect() as conn:
+            stored = conn.execute(text("SELECT body FROM webhook_batches")).scalar_one()
+        assert bytes(stored) == body
+        migrate.upgrade(eng)
+        assert migrate.is_current(eng)
+    finally:
+        eng.dispose()

@@ -39,8 +39,10 @@ class CompiledStatement:
         self.sql = compiled.string
         self.positional = compiled.positional
         self.names: list[str] = list(compiled.positiontup or []) if compiled.positional else []
+        # The dialect's own type (SQLite's DATETIME formats the stored text; a TypeDecorator's
+        # bind_processor alone stops at its process_bind_param), as SQLAlchemy would run it.
         self.processors: dict[str, Callable[[Any], Any] | None] = {
-            name: bind.type.bind_processor(engine.dialect)
+            name: bind.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
             for name, bind in ((b.key, b) for b in compiled.binds.values())
         }
 

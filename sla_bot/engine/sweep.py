@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,13 +138,15 @@ def sweep_due(
     now: datetime,
     limit: int = 500,
     attribution: Attribution = Attribution(),  # noqa: B008 - frozen, shared
+    stopping: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Sweep until nothing is due (bounded), so a burst drains within one tick."""
+    """Sweep until nothing is due (bounded), so a burst drains within one tick; between passes,
+    return early once `stopping()` (the worker is shutting down: what is left stays due)."""
     total = 0
     for _ in range(100):
         got = sweep_once(engine, loaded, now=now, limit=limit, attribution=attribution)
         total += got.leads
-        if got.leads < limit:
+        if got.leads < limit or stopping():
             break
     return total
 
