@@ -239,31 +239,25 @@ def run_worker(settings: Any, clock: Any = None) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    settings = settings_from_env()
-    start_logging(settings, notes=False)
-    from sla_bot.config import redact_url
-    from sla_bot.db import migrate
-    from sla_bot.db.engine import make_engine
-
-    engine = make_engine(settings.database_url, busy_timeout_ms=5000)
-    migrate.upgrade(engine, args.revision)
-    print(
-        f"database {redact_url(settings.database_url)} at revision "
-        f"{migrate.current_revision(engine)}"
-    )
-    return 0
+    return _migrate("upgrade", args.revision)
 
 
 def cmd_db_downgrade(args: argparse.Namespace) -> int:
+    return _migrate("downgrade", args.revision)
+
+
+def _migrate(direction: str, revision: str) -> int:
+    """`db upgrade` (creates the database) or `db downgrade` (needs one) to `revision`."""
     settings = settings_from_env()
     start_logging(settings, notes=False)
-    require_database(settings)
+    if direction == "downgrade":
+        require_database(settings)
     from sla_bot.config import redact_url
     from sla_bot.db import migrate
     from sla_bot.db.engine import make_engine
 
     engine = make_engine(settings.database_url, busy_timeout_ms=5000)
-    migrate.downgrade(engine, args.revision)
+    getattr(migrate, direction)(engine, revision)
     print(
         f"database {redact_url(settings.database_url)} at revision "
         f"{migrate.current_revision(engine)}"

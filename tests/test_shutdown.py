@@ -67,16 +67,20 @@ def test_a_burst_of_signals_sets_the_event_once_and_the_process_drains() -> None
         assert (out, err) == (b"drained\n", b"") and status in (0, -sig)
 
 
-def test_the_worker_stops_cleanly_under_a_burst_of_sigterm(
-    engine: Engine, db_url: str, tmp_path: Path
-) -> None:
-    env = {
+def _worker_env(db_url: str) -> dict[str, str]:
+    """The shipped rules, and INFO logs: the tests wait for "worker started"/"stopped"."""
+    return {
         "DATABASE_URL": db_url,
         "SLA_BOT_RULES_DIR": str(ROOT / "rules"),
         "SLA_BOT_LOG_LEVEL": "INFO",
         "SLA_BOT_LOG_FORMAT": "text",
     }
-    worker = WorkerProcess(env, tmp_path).start()
+
+
+def test_the_worker_stops_cleanly_under_a_burst_of_sigterm(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(_worker_env(db_url), tmp_path).start()
     assert worker.proc is not None
     try:
         deadline = time.monotonic() + 60
@@ -121,13 +125,7 @@ def test_a_stopping_worker_leaves_the_backlog_for_later(
         pass
     total = _events(engine, pending=True)
     assert total == 20_000
-    env = {
-        "DATABASE_URL": db_url,
-        "SLA_BOT_RULES_DIR": str(ROOT / "rules"),
-        "SLA_BOT_LOG_LEVEL": "INFO",
-        "SLA_BOT_LOG_FORMAT": "text",
-    }
-    worker = WorkerProcess(env, tmp_path).start()
+    worker = WorkerProcess(_worker_env(db_url), tmp_path).start()
     assert worker.proc is not None
     try:
         deadline = time.monotonic() + 60
