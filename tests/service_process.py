@@ -79,7 +79,9 @@ class ServiceProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(20)
+                # Longer than serve's own grace for its web workers and its worker (20 s
+                # each): killing serve first would leave its worker behind as an orphan.
+                self.proc.wait(45)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
