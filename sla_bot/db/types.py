@@ -73,7 +73,17 @@ def without_nul(value: Any) -> Any:
     return value
 
 
-class NulFreeString(TypeDecorator[str]):
+class _WithoutNul(TypeDecorator[str]):
+    """What `NulFreeString` and `NulFreeText` share: NUL becomes U+FFFD on the way in."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return without_nul(value)
+
+
+class NulFreeString(_WithoutNul):
     """A string column for text from outside (CRM values, error messages quoting a body): NUL
     is stored as U+FFFD.
 
@@ -84,18 +94,11 @@ class NulFreeString(TypeDecorator[str]):
     the same replacement.
     """
 
-    impl = String
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return without_nul(value)
 
-
-class NulFreeText(TypeDecorator[str]):
+class NulFreeText(_WithoutNul):
     """`NulFreeString` for unbounded text (TEXT on PostgreSQL)."""
 
     impl = Text
     cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return without_nul(value)
