@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, Select, and_, select, update
 from sqlalchemy.engine import Engine
 
 from sla_bot.clock import Clock
@@ -152,16 +152,8 @@ def _claim(
     """Claim the next due row for this worker alone: one row, so a slow or hung call holds up
     only its own row, never a batch behind it."""
     length = lease_length(clock)
-    due = and_(
-        outbox.c.channel == channel,
-        outbox.c.status == "pending",
-        or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
-    )
     with write_transaction(engine, background=True) as conn:
-        query = select(outbox).where(due).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(1)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        r = conn.execute(query).first()
+        r = conn.execute(claim_query(conn.dialect.name, channel, now)).first()
         if r is None:
             return None
         conn.execute(
@@ -185,6 +177,22 @@ def _claim(
         result=json.loads(r.result) if r.result else None,
         lease=lease,
     )
+
+
+def claim_query(dialect: str, channel: str, now: datetime) -> Select[Any]:
+    """The next due row of `channel`, locked (skipping rows other workers hold on PostgreSQL).
+
+    An index range on ix_outbox_pending (channel, next_attempt_at, id), read in order: the
+    first unlocked row ends the scan, however many are due (a pending row always has a
+    next_attempt_at; migration 0016). An OR with IS NULL here made every claim sort them all.
+    """
+    due = and_(
+        outbox.c.channel == channel,
+        outbox.c.status == "pending",
+        outbox.c.next_attempt_at <= now,
+    )
+    query = select(outbox).where(due).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(1)
+    return query.with_for_update(skip_locked=True) if dialect == "postgresql" else query
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:

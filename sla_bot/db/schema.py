@@ -211,10 +211,12 @@ outbox = Table(
     Column("result", Text, nullable=True),  # JSON: e.g. Slack channel + ts, HubSpot object id
     Column("error", NulFreeText, nullable=True),
 )
+# Claims read due rows in this order (migration 0016 added `id`): no sort, however many are due.
 Index(
     "ix_outbox_pending",
     outbox.c.channel,
     outbox.c.next_attempt_at,
+    outbox.c.id,
     postgresql_where=outbox.c.status == "pending",
     sqlite_where=outbox.c.status == "pending",
 )

@@ -1,0 +1,49 @@
+"""The outbox claim reads due rows in index order: no pending row without next_attempt_at.
+
+A claim takes the first due row by (next_attempt_at, id). The old pending index held
+(channel, next_attempt_at) and the claim also accepted a NULL next_attempt_at, an OR that no
+index range answers, so each claim collected every due row and sorted them: after a sweep
+decided thousands of leads at one instant, every claim cost milliseconds of database CPU
+(measured: 3.9 ms with 10,000 due rows on PostgreSQL; 0.05 ms in index order). Pending rows
+now always carry their time (the sweep wrote NULL for "now"), and the index ends with `id`.
+
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-11-30
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016"
+down_revision = "0015"
+branch_labels = None
+depends_on = None
+
+_PENDING = sa.text("status = 'pending'")
+
+
+def upgrade() -> None:
+    op.execute(
+        "UPDATE outbox SET next_attempt_at = decided_at "
+        "WHERE status = 'pending' AND next_attempt_at IS NULL"
+    )
+    op.drop_index("ix_outbox_pending", table_name="outbox")
+    op.create_index(
+        "ix_outbox_pending",
+        "outbox",
+        ["channel", "next_attempt_at", "id"],
+        postgresql_where=_PENDING,
+        sqlite_where=_PENDING,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_outbox_pending", table_name="outbox")
+    op.create_index(
+        "ix_outbox_pending",
+        "outbox",
+        ["channel", "next_attempt_at"],
+        postgresql_where=_PENDING,
+        sqlite_where=_PENDING,
+    )
