@@ -14,8 +14,10 @@ refused, never reached Slack and is always safe to retry.
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.error import URLError
 
@@ -61,8 +63,28 @@ class _Waits:
         return min(self.max_wait, self.base * 2**attempt * (0.5 + random.random() / 2))
 
 
+_paced = threading.local()
+
+
+@contextmanager
+def paced_call() -> Iterator[None]:
+    """Calls made inside are not retried in place on a 429: the caller takes a new pacing slot.
+
+    A paced conversation posts at Slack's limit, so a refused post that simply waits out
+    Retry-After and goes again lands on top of the next slot's post, which is refused in turn:
+    one late post becomes a chain of 429s. The sync WebClient runs its retry handlers in the
+    calling thread, so a thread-local flag reaches them.
+    """
+    _paced.on = True
+    try:
+        yield
+    finally:
+        _paced.on = False
+
+
 class RateLimitRetry(RateLimitErrorRetryHandler):
-    """429: wait Retry-After (+ jitter) if it is short enough, else give up to the caller."""
+    """429: wait Retry-After (+ jitter) if it is short enough, else give up to the caller
+    (always, inside `paced_call`)."""
 
     def __init__(self, waits: _Waits, max_retry_count: int) -> None:
         super().__init__(max_retry_count=max_retry_count)
@@ -70,7 +92,7 @@ class RateLimitRetry(RateLimitErrorRetryHandler):
 
     def _can_retry(self, *, state: RetryState, request: HttpRequest, **kw: Any) -> bool:
         response = kw.get("response")
-        if response is None or response.status_code != 429:
+        if response is None or response.status_code != 429 or getattr(_paced, "on", False):
             return False
         return (retry_after(response) or 1.0) <= self.waits.max_wait
 

@@ -40,15 +40,23 @@ from sqlalchemy.engine import Engine
 from integrations.slack import marks, threads
 from integrations.slack.batches import KIND as BATCH_KIND
 from integrations.slack.batches import Batches, is_batched
+from integrations.slack.client import paced_call
 from integrations.slack.digest_messages import KINDS as DIGEST_KINDS
-from integrations.slack.errors import ambiguous, classify, error_code
+from integrations.slack.errors import (
+    ambiguous,
+    classify,
+    error_code,
+    rate_limited,
+    retry_after_of,
+)
 from integrations.slack.messages import plain_text, render, state_after
 from integrations.slack.ops import OpsReporter
-from integrations.slack.pacing import MAX_WAIT, ChannelPacer, SharedChannelPacer
+from integrations.slack.pacing import MAX_WAIT, STALE_SLOT, ChannelPacer, SharedChannelPacer
 from integrations.slack.users import Directory
 from sla_bot.clock import Clock
 from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import slack_threads
+from sla_bot.metrics_store import api_error
 from sla_bot.outbox import Deferred, DeliveryError, OutboxItem, record_progress
 
 log = logging.getLogger(__name__)
@@ -229,7 +237,11 @@ class SlackDeliverer:
         burst to one channel) is kept on the row, which goes back to the outbox until then:
         its thread posts elsewhere meanwhile, and the row keeps its place in the queue."""
         slot = (previous or {}).get("slot")
-        if not isinstance(slot, (int, float)) or (previous or {}).get("slot_for") != conversation:
+        if (
+            not isinstance(slot, (int, float))
+            or (previous or {}).get("slot_for") != conversation
+            or slot < self.pacer.now() - STALE_SLOT  # came back late: the next post holds it
+        ):
             slot = self.pacer.reserve(conversation)
         wait = slot - self.pacer.now()
         if wait > MAX_WAIT:
@@ -267,9 +279,13 @@ class SlackDeliverer:
                 self.pacer.wait(channel_id or target)
             item.fence()  # the pacing wait may have outlived the lease: post only if it holds
             try:
-                response = self.client.chat_postMessage(**kwargs)
+                with paced_call():
+                    response = self.client.chat_postMessage(**kwargs)
                 break
             except (SlackApiError, OSError, HTTPException) as exc:
+                if rate_limited(exc):
+                    conversation = channel_id or target
+                    raise self._requeued(item, conversation, exc, progress, attempt) from exc
                 if thread_ts and error_code(exc) == "thread_not_found":  # someone deleted the root
                     threads.forget(self.engine, root.id)
                     again = {**progress, "thread_ts": None}
@@ -281,6 +297,28 @@ class SlackDeliverer:
                     return self._posted(item, target, progress, found, root, now)
         threads.learn_channel(target, response["channel"])
         return self._posted(item, target, progress, str(response["ts"]), root, now, response)
+
+    def _requeued(
+        self,
+        item: OutboxItem,
+        conversation: str,
+        exc: SlackApiError,
+        progress: Mapping[str, Any],
+        attempt: int,
+    ) -> Deferred:
+        """Slack refused the post (429): the row takes the conversation's next free slot, no
+        earlier than Retry-After, and goes back to the outbox until just before it.
+
+        Waiting out Retry-After and posting again would add a post to a conversation already
+        at Slack's pace, on top of the next slot's, which then is refused in turn. A 429 posted
+        nothing, so what this attempt recorded is dropped, unless an earlier attempt may have
+        posted (then the next one searches first).
+        """
+        api_error("slack", transient=True)
+        slot = self.pacer.take(conversation, self.pacer.now() + retry_after_of(exc))
+        earlier = attempt > 0 or (item.result or {}).get("posting") is not None
+        kept = {**(progress if earlier else {}), "slot": slot, "slot_for": conversation}
+        return Deferred(slot - self.pacer.now() - MAX_WAIT / 2, result=kept)
 
     def _search(self, progress: Mapping[str, Any], key: str) -> str | None:
         """The ts of a message carrying `key` in the conversation or thread, if there is one."""

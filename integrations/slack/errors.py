@@ -27,15 +27,27 @@ def _classify(exc: Exception, result: Mapping[str, Any] | None) -> DeliveryError
     if isinstance(exc, SlackApiError):
         status = exc.response.status_code
         code = exc.response.get("error") or f"http_{status}"
-        if status == 429 or code == "ratelimited":
-            headers = exc.response.headers
-            after = str(headers.get("Retry-After") or headers.get("retry-after") or "1")
-            digits = after.replace(".", "", 1)
-            seconds = float(after) if digits.isascii() and digits.isdigit() else 1.0
+        if rate_limited(exc):
+            seconds = retry_after_of(exc)
             return DeliveryError("ratelimited", permanent=False, retry_after=seconds, result=result)
         permanent = status < 500 and code not in TRANSIENT_ERRORS
         return DeliveryError(f"slack error: {code}", permanent=permanent, result=result)
     return DeliveryError(f"slack unreachable: {exc!r}", permanent=False, result=result)
+
+
+def rate_limited(exc: Exception) -> bool:
+    """Slack refused the call for its rate limit: it was not carried out."""
+    if not isinstance(exc, SlackApiError):
+        return False
+    return exc.response.status_code == 429 or exc.response.get("error") == "ratelimited"
+
+
+def retry_after_of(exc: SlackApiError) -> float:
+    """Seconds Slack asked to wait (Retry-After), 1 when it did not say."""
+    headers = exc.response.headers
+    after = str(headers.get("Retry-After") or headers.get("retry-after") or "1")
+    digits = after.replace(".", "", 1)
+    return float(after) if digits.isascii() and digits.isdigit() else 1.0
 
 
 def error_code(exc: Exception) -> str | None:

@@ -23,6 +23,9 @@ from sla_bot.db.engine import write_transaction
 from sla_bot.db.schema import slack_pacing
 
 MAX_WAIT = 2.0  # a reserved slot further away than this: the row waits in the outbox, not a thread
+# A kept slot this far in the past when its row comes back is given up for a new one: the
+# conversation's later slots are taken, and posting now would land on top of one of them.
+STALE_SLOT = 0.5
 
 
 class ChannelPacer:
@@ -44,8 +47,11 @@ class ChannelPacer:
 
     def reserve(self, channel: str) -> float:
         """Take `channel`'s next slot and return when it is (this pacer's clock)."""
+        return self.take(channel, self._monotonic())
+
+    def take(self, channel: str, now: float) -> float:
+        """Take `channel`'s next slot at or after `now` (this pacer's clock) and return it."""
         with self._lock:
-            now = self._monotonic()
             slot = max(now, self._next.get(channel, now))
             self._next[channel] = slot + self.interval
             self.slots.append((channel, slot))

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 
-from integrations.slack.client import make_client
+from integrations.slack.client import make_client, paced_call
 from integrations.slack.deliverer import SlackDeliverer
 from integrations.slack.fake import FakeSlack
 from integrations.slack.pacing import ChannelPacer
@@ -113,3 +113,15 @@ def test_parallel_delivery_paces_the_channel_but_not_the_dms(
     assert all(r["attempts"] == 1 for r in rows(engine))  # waiting for a slot is no attempt
     posts = [c for c in workspace.calls_to("chat.postMessage") if c.error is None]
     assert len(posts) == 10
+
+
+def test_a_paced_post_is_not_retried_in_place_on_a_short_429(
+    workspace: FakeSlack, slack_client: WebClient, slack_waits: Waits
+) -> None:
+    workspace.fail_next(1, 429, method="chat.postMessage", retry_after=1)
+    with paced_call(), pytest.raises(SlackApiError) as caught:
+        slack_client.chat_postMessage(channel="C0SALES001", text="hi")
+    assert caught.value.response.status_code == 429 and slack_waits.sleeps == []
+    workspace.fail_next(1, 429, method="chat.postMessage", retry_after=1)
+    slack_client.chat_postMessage(channel="C0SALES001", text="hi")  # unpaced: waited, retried
+    assert len(slack_waits.sleeps) == 1 and len(workspace.messages("C0SALES001")) == 1

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from integrations.slack.client import make_client
 from integrations.slack.deliverer import SlackDeliverer, correlation
 from integrations.slack.fake import FakeSlack
 from sla_bot.clock import FrozenClock
-from sla_bot.db.schema import slack_threads, slack_users
+from sla_bot.db.schema import outbox, slack_threads, slack_users
 from sla_bot.outbox import deliver_due
 from tests.fixtures_slack import SLACK_TEST_TOKEN, Waits
 from tests.slack.conftest import OPS
@@ -129,19 +130,31 @@ def test_permanent_error_fails_the_row_once_and_tells_ops(
     assert "failed for good" in workspace.messages(OPS)[0]["text"]
 
 
-def test_short_429_is_waited_for_in_thread_with_the_injected_sleep(
+def test_a_429_takes_a_new_slot_instead_of_posting_again_in_place(
     deliverer: SlackDeliverer,
     engine: Engine,
     clock: FrozenClock,
     workspace: FakeSlack,
     slack_waits: Waits,
 ) -> None:
+    """Posting again after Retry-After would land on the conversation's next slot (at Slack's
+    pace, that post is refused in turn): the row queues for a slot of its own."""
     lead = add_lead(engine, clock.now())
     queue(engine, lead, clock.now(), "k1")
-    workspace.fail_next(2, 429, method="chat.postMessage", retry_after=2)
+    workspace.fail_next(1, 429, method="chat.postMessage", retry_after=2)
+    refused_at = slack_waits.monotonic()
+    assert deliver_due(engine, deliverer, now=clock.now()) == (0, 0)
+    assert len(workspace.calls_to("chat.postMessage")) == 1  # not retried in place
+    [row] = rows(engine)
+    assert row["status"] == "pending" and row["attempts"] == 0  # a refusal costs no attempt
+    assert row["result"]["slot"] >= refused_at + 2  # no earlier than Retry-After
+    assert "posting" not in row["result"]  # a 429 posted nothing: no search next time
+    assert row["next_attempt_at"] < clock.now() + timedelta(seconds=2)  # back before its slot
+    clock.advance(timedelta(seconds=1))
     assert deliver_due(engine, deliverer, now=clock.now()) == (1, 0)
-    assert sum(1 for s in slack_waits.sleeps if 2 <= s < 2.5) == 2
+    assert slack_waits.monotonic() >= row["result"]["slot"]  # posted at its slot, not before
     assert len(workspace.messages(workspace.dm_of("U0ALEX0001"))) == 1
+    assert workspace.calls_to("conversations.history") == []
 
 
 def test_long_429_reschedules_the_row_instead_of_sleeping(
@@ -157,11 +170,37 @@ def test_long_429_reschedules_the_row_instead_of_sleeping(
     assert deliver_due(engine, deliverer, now=clock.now()) == (0, 0)
     [row] = rows(engine)
     assert row["status"] == "pending" and row["next_attempt_at"] >= clock.now() + timedelta(
-        seconds=40
+        seconds=39
     )
     assert all(s < 5 for s in slack_waits.sleeps)
-    clock.advance(timedelta(seconds=41))
+    clock.advance(timedelta(seconds=40))
+    slack_waits.advance(39)
     assert deliver_due(engine, deliverer, now=clock.now()) == (1, 0)
+
+
+def test_a_slot_kept_past_its_time_is_given_up_for_a_new_one(
+    deliverer: SlackDeliverer,
+    engine: Engine,
+    clock: FrozenClock,
+    workspace: FakeSlack,
+    slack_waits: Waits,
+) -> None:
+    """A row that comes back late would post on top of the slot after its own: it queues."""
+    for n, object_id in enumerate((901, 902)):  # the second one paces on the learned DM
+        queue(engine, add_lead(engine, clock.now(), object_id=object_id), clock.now(), f"k{n}")
+        assert deliver_due(engine, deliverer, now=clock.now()) == (1, 0)
+    conversation = deliverer.pacer.slots[-1][0]
+    lead = add_lead(engine, clock.now(), object_id=903)
+    queue(engine, lead, clock.now(), "k-late")
+    stale = {"slot": slack_waits.monotonic() - 3, "slot_for": conversation}
+    with engine.begin() as conn:
+        conn.execute(
+            update(outbox).where(outbox.c.status == "pending").values(result=json.dumps(stale))
+        )
+    taken = deliverer.pacer.reserve(conversation)  # the post that holds the next slot
+    assert deliver_due(engine, deliverer, now=clock.now()) == (1, 0)
+    assert deliverer.pacer.slots[-1] == (conversation, taken + 1.0)  # queued after it
+    assert slack_waits.monotonic() >= taken + 1.0
 
 
 def test_5xx_after_the_post_went_through_is_found_not_reposted(
