@@ -75,11 +75,12 @@ def paced_call() -> Iterator[None]:
     one late post becomes a chain of 429s. The sync WebClient runs its retry handlers in the
     calling thread, so a thread-local flag reaches them.
     """
+    before = getattr(_paced, "on", False)
     _paced.on = True
     try:
         yield
     finally:
-        _paced.on = False
+        _paced.on = before
 
 
 class RateLimitRetry(RateLimitErrorRetryHandler):

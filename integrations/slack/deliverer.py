@@ -60,6 +60,7 @@ from sla_bot.metrics_store import api_error
 from sla_bot.outbox import Deferred, DeliveryError, OutboxItem, record_progress
 
 log = logging.getLogger(__name__)
+MAX_REFUSALS = 5  # 429s in a row on one message that take a new slot without counting an attempt
 EVENT_TYPE = "sla_bot_message"
 UPDATE_GIVE_UP = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 BROADCAST_KINDS = frozenset({"first_touch.warning", "first_touch.breach", "ladder", "reassigned"})
@@ -302,22 +303,31 @@ class SlackDeliverer:
         self,
         item: OutboxItem,
         conversation: str,
-        exc: SlackApiError,
+        exc: Exception,
         progress: Mapping[str, Any],
         attempt: int,
-    ) -> Deferred:
+    ) -> Deferred | DeliveryError:
         """Slack refused the post (429): the row takes the conversation's next free slot, no
         earlier than Retry-After, and goes back to the outbox until just before it.
 
         Waiting out Retry-After and posting again would add a post to a conversation already
         at Slack's pace, on top of the next slot's, which then is refused in turn. A 429 posted
         nothing, so what this attempt recorded is dropped, unless an earlier attempt may have
-        posted (then the next one searches first).
+        posted (then the next one searches first). Refused more than MAX_REFUSALS times in a
+        row, it is retried like any other failure: counted, so it fails for good in the end.
         """
+        earlier = attempt > 0 or (item.result or {}).get("posting") is not None
+        refused = int((item.result or {}).get("refused", 0)) + 1
+        if refused > MAX_REFUSALS:  # not pacing any more: retry with backoff, counted
+            return classify(exc, progress)
         api_error("slack", transient=True)
         slot = self.pacer.take(conversation, self.pacer.now() + retry_after_of(exc))
-        earlier = attempt > 0 or (item.result or {}).get("posting") is not None
-        kept = {**(progress if earlier else {}), "slot": slot, "slot_for": conversation}
+        kept = {
+            **(progress if earlier else {}),
+            "slot": slot,
+            "slot_for": conversation,
+            "refused": refused,
+        }
         return Deferred(slot - self.pacer.now() - MAX_WAIT / 2, result=kept)
 
     def _search(self, progress: Mapping[str, Any], key: str) -> str | None:

@@ -42,8 +42,10 @@ def rate_limited(exc: Exception) -> bool:
     return exc.response.status_code == 429 or exc.response.get("error") == "ratelimited"
 
 
-def retry_after_of(exc: SlackApiError) -> float:
+def retry_after_of(exc: Exception) -> float:
     """Seconds Slack asked to wait (Retry-After), 1 when it did not say."""
+    if not isinstance(exc, SlackApiError):
+        return 1.0
     headers = exc.response.headers
     after = str(headers.get("Retry-After") or headers.get("retry-after") or "1")
     digits = after.replace(".", "", 1)

@@ -58,7 +58,8 @@ class ChannelPacer:
             if len(self.slots) > 10_000:
                 del self.slots[:5_000]
             if len(self._next) > 10_000:  # forget channels idle for a while
-                self._next = {c: t for c, t in self._next.items() if t > now}
+                present = self._monotonic()
+                self._next = {c: t for c, t in self._next.items() if t > present}
         return slot
 
     def sleep_until(self, slot: float) -> float:

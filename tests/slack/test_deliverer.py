@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from integrations.slack.client import make_client
-from integrations.slack.deliverer import SlackDeliverer, correlation
+from integrations.slack.deliverer import MAX_REFUSALS, SlackDeliverer, correlation
 from integrations.slack.fake import FakeSlack
 from sla_bot.clock import FrozenClock
 from sla_bot.db.schema import outbox, slack_threads, slack_users
@@ -155,6 +155,52 @@ def test_a_429_takes_a_new_slot_instead_of_posting_again_in_place(
     assert slack_waits.monotonic() >= row["result"]["slot"]  # posted at its slot, not before
     assert len(workspace.messages(workspace.dm_of("U0ALEX0001"))) == 1
     assert workspace.calls_to("conversations.history") == []
+
+
+def test_a_429_after_an_ambiguous_failure_keeps_the_search_for_the_next_try(
+    deliverer: SlackDeliverer,
+    engine: Engine,
+    clock: FrozenClock,
+    workspace: FakeSlack,
+    slack_waits: Waits,
+) -> None:
+    """A 5xx may have posted (the search can lag): the 429 on the retry proves only that the
+    retry posted nothing, so the next try still looks for the first one before posting."""
+    lead = add_lead(engine, clock.now())
+    queue(engine, lead, clock.now(), "k1")
+    workspace.fail_next(1, 500, method="chat.postMessage")
+    workspace.fail_next(1, 429, method="chat.postMessage", retry_after=3)
+    assert deliver_due(engine, deliverer, now=clock.now()) == (0, 0)
+    [row] = rows(engine)
+    assert row["result"]["posting"] is not None and row["attempts"] == 0
+    searches = len(workspace.calls_to("conversations.history"))
+    clock.advance(timedelta(seconds=3))
+    slack_waits.advance(3)
+    assert deliver_due(engine, deliverer, now=clock.now()) == (1, 0)
+    assert len(workspace.calls_to("conversations.history")) > searches  # looked first
+    assert len(workspace.messages(workspace.dm_of("U0ALEX0001"))) == 1
+
+
+def test_a_message_refused_again_and_again_is_retried_as_a_counted_failure(
+    deliverer: SlackDeliverer,
+    engine: Engine,
+    clock: FrozenClock,
+    workspace: FakeSlack,
+    slack_waits: Waits,
+) -> None:
+    lead = add_lead(engine, clock.now())
+    queue(engine, lead, clock.now(), "k1")
+    workspace.fail_next(MAX_REFUSALS + 1, 429, method="chat.postMessage", retry_after=3)
+    for refusal in range(1, MAX_REFUSALS + 1):
+        assert deliver_due(engine, deliverer, now=clock.now()) == (0, 0)
+        [row] = rows(engine)
+        assert row["attempts"] == 0 and row["result"]["refused"] == refusal
+        clock.advance(timedelta(seconds=3))
+        slack_waits.advance(3)
+    assert deliver_due(engine, deliverer, now=clock.now()) == (0, 0)
+    [row] = rows(engine)
+    assert row["attempts"] == 1 and row["error"] == "ratelimited"  # counted, with backoff
+    assert row["status"] == "pending"
 
 
 def test_long_429_reschedules_the_row_instead_of_sleeping(

@@ -4,8 +4,10 @@ A claim takes the first due row by (next_attempt_at, id). The old pending index 
 (channel, next_attempt_at) and the claim also accepted a NULL next_attempt_at, an OR that no
 index range answers, so each claim collected every due row and sorted them: after a sweep
 decided thousands of leads at one instant, every claim cost milliseconds of database CPU
-(measured: 3.9 ms with 10,000 due rows on PostgreSQL; 0.05 ms in index order). Pending rows
-now always carry their time (the sweep wrote NULL for "now"), and the index ends with `id`.
+(measured: 3.9 ms with 10,000 due rows on PostgreSQL; 0.05 ms in index order). No release wrote
+a pending row without a time; any such row gets its decision time here, and the index ends
+with `id`. The index is rebuilt inside the upgrade's transaction: outbox writes wait for it
+(seconds for a million rows kept by retention).
 
 Revision ID: 0016
 Revises: 0015
