@@ -236,7 +236,8 @@ class SlackDeliverer:
     def _pace(self, item: OutboxItem, conversation: str, previous: Any) -> None:
         """Wait for a posting slot of the conversation. A slot further than MAX_WAIT away (a
         burst to one channel) is kept on the row, which goes back to the outbox until then:
-        its thread posts elsewhere meanwhile, and the row keeps its place in the queue."""
+        its thread posts elsewhere meanwhile, and the row keeps its place in the queue, unless
+        it comes back more than STALE_SLOT after that slot (then it takes a new one)."""
         slot = (previous or {}).get("slot")
         if (
             not isinstance(slot, (int, float))

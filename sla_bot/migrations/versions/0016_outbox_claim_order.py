@@ -22,7 +22,13 @@ down_revision = "0015"
 branch_labels = None
 depends_on = None
 
-_PENDING = sa.text("status = 'pending'")
+
+def _pending_index(*columns: str) -> None:
+    pending = sa.text("status = 'pending'")
+    op.drop_index("ix_outbox_pending", table_name="outbox")
+    op.create_index(
+        "ix_outbox_pending", "outbox", list(columns), postgresql_where=pending, sqlite_where=pending
+    )
 
 
 def upgrade() -> None:
@@ -30,22 +36,8 @@ def upgrade() -> None:
         "UPDATE outbox SET next_attempt_at = decided_at "
         "WHERE status = 'pending' AND next_attempt_at IS NULL"
     )
-    op.drop_index("ix_outbox_pending", table_name="outbox")
-    op.create_index(
-        "ix_outbox_pending",
-        "outbox",
-        ["channel", "next_attempt_at", "id"],
-        postgresql_where=_PENDING,
-        sqlite_where=_PENDING,
-    )
+    _pending_index("channel", "next_attempt_at", "id")
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_pending", table_name="outbox")
-    op.create_index(
-        "ix_outbox_pending",
-        "outbox",
-        ["channel", "next_attempt_at"],
-        postgresql_where=_PENDING,
-        sqlite_where=_PENDING,
-    )
+    _pending_index("channel", "next_attempt_at")
